@@ -1,0 +1,3 @@
+from archon.cli import main
+
+main()

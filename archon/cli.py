@@ -1,0 +1,202 @@
+"""The ``archon`` command: a thin layer that parses, calls the library and prints.
+
+Exit codes: 0 success; 1 the run failed; 2 the user's input is wrong. No traceback for 1 or 2
+unless ``--debug``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["app", "main"]
+
+import asyncio
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from archon.exceptions import ArchonError, SpecError, UserError
+
+app = typer.Typer(
+    name="archon",
+    help="Build, run, score, search and serve LLM pipelines made of inference-time techniques.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_state = {"debug": False}
+DbOpt = Annotated[Optional[str], typer.Option("--db", help="Store URL (default: $ARCHON_DB_URL, else ./archon.db).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+@app.callback()
+def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False) -> None:
+    _state["debug"] = debug or bool(os.environ.get("ARCHON_DEBUG"))
+
+
+def _err(msg: str) -> None:
+    typer.echo(msg, err=True)
+
+
+@app.command()
+def run(
+    pipeline: Annotated[Path, typer.Argument(help="Pipeline file (YAML).", show_default=False)],
+    input: Annotated[Optional[str], typer.Option("--input", "-i", help="The query text.")] = None,
+    input_file: Annotated[Optional[Path], typer.Option("--input-file", help="Read the query from a file.")] = None,
+    db: DbOpt = None,
+    json_out: JsonOpt = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Call the models even when a cached answer exists.")] = False,
+) -> None:
+    """Run a pipeline on one query and print the answer."""
+    from archon.context import Runtime
+    from archon.runner import CompiledPipeline
+    from archon.spec import load_pipeline
+
+    text = _read_input(input, input_file)
+    spec = load_pipeline(pipeline)
+    compiled = CompiledPipeline(spec)
+
+    async def go():
+        runtime = Runtime.for_pipeline(spec, store=db, use_cache=not no_cache)
+        try:
+            runtime.check_backends(spec)
+            return await compiled.run(text, runtime)
+        finally:
+            await runtime.aclose()
+
+    result = asyncio.run(go())
+    if json_out:
+        typer.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        return
+    typer.echo(result.output)
+    for note in sorted(set(result.notes)):
+        _err(f"note: {note}")
+    cost = "unknown cost" if result.cost_usd is None else f"${result.cost_usd:.6f}"
+    _err(
+        f"run {result.run_id or '-'}: {result.calls} calls ({result.cached_calls} cached), "
+        f"{result.usage.prompt_tokens}+{result.usage.completion_tokens} tokens, {cost}, {result.latency_ms / 1000:.2f} s"
+    )
+
+
+def _read_input(text: str | None, path: Path | None) -> str:
+    if text is not None and path is not None:
+        raise UserError("give either --input or --input-file, not both.")
+    if path is not None:
+        try:
+            return path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"{path}: cannot read the input file ({exc.strerror}).") from exc
+    if text is not None:
+        return text
+    if not sys.stdin.isatty():
+        data = sys.stdin.read()
+        if data.strip():
+            return data
+    raise UserError("no query: give --input TEXT, --input-file FILE, or pipe the query on standard input.")
+
+
+@app.command()
+def validate(pipelines: Annotated[list[Path], typer.Argument(help="Pipeline files to check.", show_default=False)]) -> None:
+    """Check pipeline files; exit 2 naming the file, node and field of every problem."""
+    from archon.spec import load_pipeline
+
+    bad = 0
+    for path in pipelines:
+        try:
+            spec = load_pipeline(path)
+        except SpecError as exc:
+            bad += 1
+            for line in exc.problems:
+                _err(line)
+            continue
+        typer.echo(f"{path}: ok ({len(spec.nodes)} nodes, output '{spec.output}')")
+    if bad:
+        raise typer.Exit(2)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the pipeline file (for editors)."""
+    from archon.spec import pipeline_json_schema
+
+    typer.echo(json.dumps(pipeline_json_schema(), indent=2))
+
+
+@app.command()
+def calls(
+    run: Annotated[Optional[str], typer.Option("--run", help="Only this run's calls.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", "-n", min=1, help="Only the last N calls.")] = None,
+    db: DbOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """List model calls with tokens, latency and cost."""
+    from stores.store import get_store
+
+    rows = get_store(db).calls(run_id=run, limit=limit)
+    if json_out:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+        return
+    _table(rows, ["id", "run_id", "node_id", "backend", "model", "prompt_tokens", "completion_tokens",
+                  "cost_usd", "latency_ms", "status", "attempts", "cached"])
+
+
+@app.command()
+def runs(
+    limit: Annotated[Optional[int], typer.Option("--limit", "-n", min=1, help="Only the last N runs.")] = None,
+    db: DbOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """List pipeline runs with their totals."""
+    from stores.store import get_store
+
+    rows = get_store(db).runs(limit=limit)
+    if json_out:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+        return
+    _table(rows, ["id", "pipeline", "status", "calls", "prompt_tokens", "completion_tokens", "cost_usd", "started_at"])
+
+
+def _table(rows: list[dict], cols: list[str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*cols, box=None)
+    for r in rows:
+        cells = []
+        for c in cols:
+            v = r.get(c)
+            if c == "run_id" or (c == "id" and isinstance(v, str)):
+                v = (v or "")[:8]
+            elif isinstance(v, float):
+                v = f"{v:.6f}" if c == "cost_usd" else f"{v:.1f}"
+            cells.append("" if v is None else str(v))
+        table.add_row(*cells)
+    Console().print(table)
+
+
+def main() -> None:
+    try:
+        code = app(standalone_mode=False)
+    except ArchonError as exc:
+        if _state["debug"]:
+            traceback.print_exc()
+        _err(f"error: {exc}" if not isinstance(exc, SpecError) else str(exc))
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        _err("interrupted")
+        sys.exit(130)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as exc:  # click's usage errors (typer may vendor click) and anything unexpected
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
+            exc.show()
+            sys.exit(2)
+        if _state["debug"]:
+            traceback.print_exc()
+        _err(f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)")
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,123 @@
+"""The runtime (backends, store, cache, limits) and the per-run context operators receive.
+
+A ``Runtime`` is built once per process or command (``archon run``, an eval, a server) and turns
+backend names into wrapped backends lazily, so a pipeline that never calls OpenAI never needs its
+key. A ``RunContext`` is cheap: one per run and per node, passed explicitly, never global.
+"""
+
+from __future__ import annotations
+
+__all__ = ["RunContext", "Runtime"]
+
+import asyncio
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from archon.exceptions import ConfigError, suggest
+from archon.graph import parse_model_ref
+from backends.base import Backend, CallMeta, Completion, CompletionRequest
+from backends.presets import BackendSpec, resolve_backend_specs
+from backends.wrappers import CachedBackend, CallLog, LimitedBackend, RecordingBackend
+
+if TYPE_CHECKING:
+    from archon.spec import PipelineSpec
+    from stores.store import Store
+
+
+class Runtime:
+    """Everything runs share: resolved backends with their wrapper chains, the store, the call log.
+
+    ``backends`` maps names to ready backend instances (test doubles, custom clients); names not
+    given are built from ``specs`` (presets merged with a pipeline's ``backends:``) on first use.
+    ``store``: None for the default database, a URL, a Store, or False for no store (no recording
+    to SQL, no cache).
+    """
+
+    def __init__(
+        self,
+        specs: dict[str, BackendSpec] | None = None,
+        *,
+        backends: dict[str, Backend] | None = None,
+        store: Store | str | None | bool = None,
+        use_cache: bool = True,
+        global_limit: int = 256,
+    ):
+        from stores.pricing import Pricing
+
+        self.specs = resolve_backend_specs(specs)
+        self._given = dict(backends or {})
+        self.store = None
+        if store is not False:
+            from stores.store import get_store
+
+            self.store = get_store(store)
+        self.use_cache = use_cache and self.store is not None
+        self.log = CallLog(self.store, Pricing.load())
+        self._global = asyncio.Semaphore(global_limit)
+        self._chains: dict[str, Backend] = {}
+        self._raw: list[Backend] = []
+
+    @classmethod
+    def for_pipeline(cls, spec: PipelineSpec, **kw) -> Runtime:
+        return cls(spec.backends, **kw)
+
+    def backend(self, name: str) -> Backend:
+        chain = self._chains.get(name)
+        if chain is None:
+            chain = self._chains[name] = self._build(name)
+        return chain
+
+    def _build(self, name: str) -> Backend:
+        from backends.retry import RetryingBackend
+        from archon.registry import get_backend_class
+
+        spec = self.specs.get(name) or BackendSpec()
+        raw = self._given.get(name)
+        if raw is None:
+            if name not in self.specs:
+                valid = sorted(set(self.specs) | set(self._given))
+                raise ConfigError(f"unknown backend '{name}'.{suggest(name, valid)} Valid backends: {', '.join(valid)}")
+            raw = get_backend_class(spec.kind)(name, spec)
+            self._raw.append(raw)
+        chain: Backend = RetryingBackend(raw, max_retries=spec.max_retries, max_wait=spec.max_retry_wait)
+        chain = LimitedBackend(chain, spec.max_concurrency, self._global)
+        chain = RecordingBackend(chain, self.log)
+        if self.use_cache:
+            chain = CachedBackend(chain, self.log)
+        return chain
+
+    def check_backends(self, spec: PipelineSpec) -> None:
+        """Build every backend a pipeline uses now, so a missing key fails before any call (exit 2)."""
+        for ref in spec.model_refs():
+            self.backend(parse_model_ref(ref)[0])
+
+    async def flush(self) -> None:
+        await self.log.flush()
+
+    async def aclose(self) -> None:
+        await self.flush()
+        for raw in self._raw:
+            close = getattr(raw, "aclose", None)
+            if close is not None:
+                await close()
+        self._raw.clear()
+        self._chains.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class RunContext:
+    """What an operator gets: a way to call models, and where the call comes from."""
+
+    runtime: Runtime
+    run_id: str | None = None
+    node_id: str | None = None
+    trial: int | None = None
+
+    def for_node(self, node_id: str) -> RunContext:
+        return replace(self, node_id=node_id)
+
+    async def complete(self, model_ref: str, request: CompletionRequest) -> Completion:
+        """Call ``model_ref`` ("<backend>/<model>") through the backend's cache/record/limit/retry chain."""
+        backend, model = parse_model_ref(model_ref)
+        req = replace(request, model=model, meta=CallMeta(self.run_id, self.node_id, self.trial))
+        return await self.runtime.backend(backend).complete(req)

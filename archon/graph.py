@@ -1,0 +1,147 @@
+"""The pipeline graph: checks (inputs, cycles, output, model references) and compilation to LangGraph.
+
+Each pipeline node becomes one LangGraph node. A node waits for all of its inputs, and nodes that do
+not depend on each other run in the same LangGraph step, concurrently.
+"""
+
+from __future__ import annotations
+
+__all__ = ["check_graph", "compile_graph", "depth", "parse_model_ref"]
+
+from graphlib import CycleError, TopologicalSorter
+from typing import TYPE_CHECKING, Annotated, Any, TypedDict
+
+from archon.exceptions import SpecError, suggest
+from backends.presets import PRESETS
+
+if TYPE_CHECKING:
+    from archon.spec import PipelineSpec
+
+
+def parse_model_ref(ref: str) -> tuple[str, str]:
+    """"fast/qwen2.5-7b" -> ("fast", "qwen2.5-7b"); "local/path/to/m.gguf" -> ("local", "path/to/m.gguf")."""
+    backend, sep, model = ref.partition("/")
+    if not sep or not backend or not model:
+        raise SpecError(f"model '{ref}' must be '<backend>/<model name>', e.g. 'openai/gpt-4o-mini' or 'local/gemma-3-270m'.")
+    return backend, model
+
+
+def check_graph(spec: PipelineSpec, *, check_backends: bool = True) -> None:
+    """Raise SpecError listing every graph problem: duplicates, unknown inputs, cycles, output, models.
+
+    ``check_backends=False`` skips checking backend names against presets and ``backends:``, for
+    pipelines whose backends are given as instances at run time (the runtime checks them then).
+    """
+    src = spec.source
+    ids = [n.id for n in spec.nodes]
+    problems: list[str] = []
+    seen: set[str] = set()
+    for nid in ids:
+        if nid in seen:
+            problems.append(f"{src}: node '{nid}': duplicate id; node ids must be unique.")
+        seen.add(nid)
+    for node in spec.nodes:
+        for inp in node.inputs:
+            if inp not in seen:
+                problems.append(f"{src}: node '{node.id}': field 'inputs': no node '{inp}'.{suggest(inp, ids)} Nodes: {', '.join(ids)}")
+            elif inp == node.id:
+                problems.append(f"{src}: node '{node.id}': field 'inputs': a node cannot read itself.")
+    backends = set(PRESETS) | set(spec.backends)
+    for node in spec.nodes:
+        for ref in node.config.model_refs():
+            try:
+                backend, _ = parse_model_ref(ref)
+            except SpecError as exc:
+                problems.append(f"{src}: node '{node.id}': field 'model': {exc}")
+                continue
+            if check_backends and backend not in backends:
+                problems.append(
+                    f"{src}: node '{node.id}': field 'model': unknown backend '{backend}' in '{ref}'.{suggest(backend, backends)}"
+                    f" Define it under 'backends:' or use a preset: {', '.join(sorted(PRESETS))}"
+                )
+    if spec.output not in seen:
+        problems.append(f"{src}: field 'output': no node '{spec.output}'.{suggest(spec.output, ids)} Nodes: {', '.join(ids)}")
+    if problems:
+        raise SpecError(problems)
+
+    try:
+        order = list(TopologicalSorter({n.id: set(n.inputs) for n in spec.nodes}).static_order())
+    except CycleError as exc:
+        cycle = exc.args[1]
+        raise SpecError(f"{src}: node '{cycle[0]}': cycle in 'inputs': {' -> '.join(cycle)}. A pipeline must be acyclic.") from None
+    needed = _ancestors(spec, spec.output)
+    for nid in order:
+        if nid not in needed:
+            problems.append(f"{src}: node '{nid}': does not feed the output '{spec.output}'; connect it or remove it.")
+    if problems:
+        raise SpecError(problems)
+
+
+def _ancestors(spec: PipelineSpec, node_id: str) -> set[str]:
+    by_id = {n.id: n for n in spec.nodes}
+    out, stack = set(), [node_id]
+    while stack:
+        nid = stack.pop()
+        if nid not in out:
+            out.add(nid)
+            stack.extend(by_id[nid].inputs)
+    return out
+
+
+def depth(spec: PipelineSpec) -> int:
+    """Number of sequential steps on the critical path (the lower bound on a query's wall time)."""
+    memo: dict[str, int] = {}
+    by_id = {n.id: n for n in spec.nodes}
+
+    def d(nid: str) -> int:
+        if nid not in memo:
+            memo[nid] = 1 + max((d(i) for i in by_id[nid].inputs), default=0)
+        return memo[nid]
+
+    return d(spec.output)
+
+
+def _merge(left: dict, right: dict) -> dict:
+    return {**left, **right}
+
+
+class _State(TypedDict):
+    results: Annotated[dict[str, Any], _merge]
+
+
+def compile_graph(spec: PipelineSpec, operators: dict[str, Any]) -> Any:
+    """A compiled LangGraph for ``spec``; ``operators`` maps node id to its operator instance.
+
+    The query and the RunContext travel in ``config["configurable"]`` so one compiled graph serves
+    every run (compiling costs milliseconds; a run should not).
+    """
+    from langgraph.graph import END, START, StateGraph
+
+    graph = StateGraph(_State)
+    for node in spec.nodes:
+        graph.add_node(node.id, _node_fn(node.id, node.inputs, operators[node.id]))
+    for node in spec.nodes:
+        if not node.inputs:
+            graph.add_edge(START, node.id)
+        elif len(node.inputs) == 1:
+            graph.add_edge(node.inputs[0], node.id)
+        else:
+            graph.add_edge(list(node.inputs), node.id)  # waits for all inputs
+    graph.add_edge(spec.output, END)
+    return graph.compile()
+
+
+def _node_fn(node_id: str, inputs: tuple[str, ...], op: Any):
+    from langchain_core.runnables import RunnableConfig
+
+    async def run_node(state: _State, config: RunnableConfig) -> dict:
+        conf = config["configurable"]
+        results = state["results"]
+        cands = [c for i in inputs for c in results[i]]
+        out = await op(cands, conf["query"], conf["ctx"].for_node(node_id))
+        return {"results": {node_id: out}}
+
+    run_node.__name__ = f"node_{node_id}"
+    return run_node
+
+

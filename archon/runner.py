@@ -1,0 +1,111 @@
+"""Running a pipeline on a query: compile once, run async, record the run in the store."""
+
+from __future__ import annotations
+
+__all__ = ["CompiledPipeline", "arun", "run"]
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from archon.context import RunContext, Runtime
+from archon.exceptions import ArchonError, BackendError, RunFailed
+from archon.graph import compile_graph
+from archon.registry import get_operator
+from archon.spec import PipelineSpec, load_pipeline
+from archon.types import Query, RunResult
+
+
+class CompiledPipeline:
+    """A checked pipeline with its operators instantiated and its LangGraph compiled (reusable)."""
+
+    def __init__(self, spec: PipelineSpec):
+        self.spec = spec
+        self.operators = {n.id: get_operator(n.op)(n.id, n.config) for n in spec.nodes}
+        self.graph = compile_graph(spec, self.operators)
+
+    async def run(self, query: Query | str, runtime: Runtime, *, trial: int | None = None) -> RunResult:
+        """Run on one query. A model failure that retries could not cure raises RunFailed (recorded)."""
+        q = Query(query) if isinstance(query, str) else query
+        store = runtime.store
+        run_id = None
+        if store is not None:
+            run_id = await asyncio.to_thread(store.start_run, self.spec.name, q.text, trial)
+        ctx = RunContext(runtime, run_id=run_id, trial=trial)
+        start = time.perf_counter()
+        try:
+            state = await self.graph.ainvoke(
+                {"results": {}}, config={"configurable": {"ctx": ctx, "query": q}, "recursion_limit": 10_000}
+            )
+            results = state["results"]
+            final = results.get(self.spec.output) or []
+            if not final:
+                raise RunFailed(f"node '{self.spec.output}' (the output) produced no candidates")
+        except BaseException as exc:
+            await runtime.flush()
+            if store is not None:
+                await asyncio.to_thread(store.finish_run, run_id, "error", None, _describe(exc))
+            runtime.log.totals.pop(run_id, None)
+            if isinstance(exc, Exception) and not isinstance(exc, ArchonError):
+                raise RunFailed(f"run failed: {_describe(exc)}") from exc
+            raise
+        latency = (time.perf_counter() - start) * 1000
+        await runtime.flush()
+        if store is not None:
+            await asyncio.to_thread(store.finish_run, run_id, "ok", final[0].text, None)
+        totals = runtime.log.totals.pop(run_id, None)
+        from backends.wrappers import RunTotals
+
+        totals = totals or RunTotals()
+        return RunResult(
+            output=final[0].text,
+            candidates=results,
+            usage=totals.usage,
+            cost_usd=totals.cost_usd,
+            latency_ms=latency,
+            calls=totals.calls,
+            cached_calls=totals.cached_calls,
+            run_id=run_id,
+            pipeline=self.spec.name,
+        )
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, (BackendError, RunFailed)):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _spec(pipeline: PipelineSpec | str | Path | Any) -> PipelineSpec:
+    if isinstance(pipeline, PipelineSpec):
+        return pipeline
+    if hasattr(pipeline, "build"):  # the Python builder
+        return pipeline.build()
+    return load_pipeline(pipeline)
+
+
+async def arun(
+    pipeline: PipelineSpec | str | Path | Any,
+    query: Query | str,
+    *,
+    runtime: Runtime | None = None,
+    db: str | None | bool = None,
+    use_cache: bool = True,
+    backends: dict[str, Any] | None = None,
+) -> RunResult:
+    """Run a pipeline (a spec, a file path or a builder) on one query. Async."""
+    spec = _spec(pipeline)
+    own = runtime is None
+    runtime = runtime or Runtime.for_pipeline(spec, store=db, use_cache=use_cache, backends=backends)
+    try:
+        runtime.check_backends(spec)
+        return await CompiledPipeline(spec).run(query, runtime)
+    finally:
+        if own:
+            await runtime.aclose()
+
+
+def run(pipeline: PipelineSpec | str | Path | Any, query: Query | str, **kw: Any) -> RunResult:
+    """Run a pipeline on one query (blocking). See ``arun`` for the arguments."""
+    return asyncio.run(arun(pipeline, query, **kw))

@@ -1,0 +1,206 @@
+"""The pipeline file: parsing and checking, with errors that name the file, the node and the fix.
+
+A pipeline is validated in three layers: the top-level keys and ``backends:`` (pydantic models),
+each node's settings (its operator's own ``Config``), then the graph (``archon.graph``). All
+problems found are reported at once, one line each: ``file: node 'x': message``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["NodeSpec", "PipelineSpec", "load_pipeline", "parse_pipeline", "pipeline_json_schema"]
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from archon.exceptions import SpecError, suggest
+from archon.registry import get_operator, operator_kinds
+from backends.presets import BackendSpec
+from operators.base import OpConfig
+
+_TOP_KEYS = ("name", "description", "backends", "nodes", "output")
+_NODE_KEYS = ("id", "op", "inputs")
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    id: str
+    op: str
+    config: OpConfig
+    inputs: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "op": self.op}
+        if self.inputs:
+            out["inputs"] = list(self.inputs)
+        out.update(self.config.model_dump(exclude_unset=True, mode="json"))
+        return out
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    name: str
+    nodes: tuple[NodeSpec, ...]
+    output: str
+    backends: dict[str, BackendSpec] = field(default_factory=dict)
+    description: str = ""
+    source: str = "<pipeline>"
+
+    def node(self, node_id: str) -> NodeSpec:
+        return next(n for n in self.nodes if n.id == node_id)
+
+    def model_refs(self) -> list[str]:
+        return sorted({ref for n in self.nodes for ref in n.config.model_refs()})
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name}
+        if self.description:
+            out["description"] = self.description
+        if self.backends:
+            out["backends"] = {k: v.model_dump(exclude_unset=True) for k, v in self.backends.items()}
+        out["nodes"] = [n.to_dict() for n in self.nodes]
+        out["output"] = self.output
+        return out
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+
+def load_pipeline(path: str | Path) -> PipelineSpec:
+    """Read and check a pipeline file (YAML, or the original Archon JSON format)."""
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(f"{path}: no such file. Give the path to a pipeline YAML file.")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise SpecError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from exc
+    return parse_pipeline(data, source=str(path), default_name=p.stem)
+
+
+def parse_pipeline(
+    data: Any, source: str = "<pipeline>", default_name: str = "pipeline", *, check_backends: bool = True
+) -> PipelineSpec:
+    from archon.graph import check_graph
+
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: a pipeline file must be a mapping with 'nodes:' (got {type(data).__name__}).")
+    problems: list[str] = []
+    for key in data:
+        if key not in _TOP_KEYS:
+            problems.append(f"{source}: unknown key '{key}'.{suggest(str(key), _TOP_KEYS)} Valid keys: {', '.join(_TOP_KEYS)}")
+
+    backends: dict[str, BackendSpec] = {}
+    raw_backends = data.get("backends") or {}
+    if not isinstance(raw_backends, dict):
+        problems.append(f"{source}: 'backends' must be a mapping of backend name to settings.")
+        raw_backends = {}
+    for name, raw in raw_backends.items():
+        try:
+            backends[str(name)] = BackendSpec.model_validate(raw or {})
+        except ValidationError as exc:
+            problems += [f"{source}: backend '{name}': {m}" for m in _messages(exc, BackendSpec.model_fields)]
+
+    nodes: list[NodeSpec] = []
+    raw_nodes = data.get("nodes")
+    if not isinstance(raw_nodes, list) or not raw_nodes:
+        problems.append(f"{source}: 'nodes' must be a non-empty list of nodes (each with 'id' and 'op').")
+        raw_nodes = []
+    for i, raw in enumerate(raw_nodes):
+        node, errs = _parse_node(raw, i, source)
+        problems += errs
+        if node is not None:
+            nodes.append(node)
+
+    if problems:
+        raise SpecError(problems)
+    output = data.get("output") or nodes[-1].id
+    spec = PipelineSpec(
+        name=str(data.get("name") or default_name),
+        description=str(data.get("description") or ""),
+        backends=backends,
+        nodes=tuple(nodes),
+        output=str(output),
+        source=source,
+    )
+    check_graph(spec, check_backends=check_backends)
+    return spec
+
+
+def _parse_node(raw: Any, index: int, source: str) -> tuple[NodeSpec | None, list[str]]:
+    if not isinstance(raw, dict):
+        return None, [f"{source}: node #{index + 1}: must be a mapping with 'id' and 'op'."]
+    node_id = raw.get("id")
+    label = f"node '{node_id}'" if node_id else f"node #{index + 1}"
+    if not node_id or not isinstance(node_id, str):
+        return None, [f"{source}: {label}: missing 'id' (a short unique name such as 'draft')."]
+    op = raw.get("op")
+    if not op:
+        return None, [f"{source}: {label}: missing 'op'. Valid ops: {', '.join(operator_kinds())}"]
+    try:
+        cls = get_operator(str(op))
+    except SpecError as exc:
+        return None, [f"{source}: {label}: field 'op': {exc}"]
+    inputs = raw.get("inputs") or []
+    if isinstance(inputs, str):
+        inputs = [inputs]
+    if not isinstance(inputs, list) or not all(isinstance(x, str) for x in inputs):
+        return None, [f"{source}: {label}: field 'inputs': must be a list of node ids."]
+    settings = {k: v for k, v in raw.items() if k not in _NODE_KEYS}
+    try:
+        config = cls.Config.model_validate(settings)
+    except ValidationError as exc:
+        return None, [f"{source}: {label}: {m}" for m in _messages(exc, cls.Config.model_fields, _NODE_KEYS)]
+    return NodeSpec(id=node_id, op=str(op), config=config, inputs=tuple(inputs)), []
+
+
+def _messages(exc: ValidationError, fields: dict[str, Any], extra_valid: tuple[str, ...] = ()) -> list[str]:
+    """pydantic's errors, rewritten to name the field and, for a misspelled key, the nearest valid one."""
+    out = []
+    valid = [*extra_valid, *fields]
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"])
+        if err["type"] == "extra_forbidden":
+            key = str(err["loc"][-1])
+            out.append(f"unknown setting '{key}'.{suggest(key, valid)} Valid settings: {', '.join(valid)}")
+        else:
+            got = err.get("input")
+            shown = f" (got {json.dumps(got, default=str)[:60]})" if got is not None and not isinstance(got, dict) else ""
+            out.append(f"field '{loc}': {err['msg']}{shown}" if loc else f"{err['msg']}{shown}")
+    return out
+
+
+def pipeline_json_schema() -> dict[str, Any]:
+    """JSON Schema of the pipeline file, one node variant per registered op (for editors)."""
+    variants = []
+    for kind in operator_kinds():
+        cls = get_operator(kind)
+        variants.append(
+            create_model(
+                f"{cls.__name__}Node",
+                __base__=cls.Config,
+                __doc__=cls.summary or cls.__doc__,
+                id=(str, Field(..., description="Unique node id.")),
+                op=(Literal[kind], Field(..., description="Operator name.")),  # type: ignore[valid-type]
+                inputs=(list[str], Field(default_factory=list, description="Ids of the nodes this node reads; none = the query.")),
+            )
+        )
+    node_type = Annotated[Union[tuple(variants)], Field(discriminator="op")]  # type: ignore[valid-type]
+
+    class PipelineFile(BaseModel):
+        """An Archon pipeline."""
+
+        model_config = ConfigDict(extra="forbid", title="Archon pipeline")
+        name: str | None = Field(None, description="Pipeline name (default: the file name).")
+        description: str | None = Field(None, description="What the pipeline is for.")
+        backends: dict[str, BackendSpec] = Field(default_factory=dict, description="Backends added to or overriding the presets.")
+        nodes: list[node_type] = Field(..., description="The operators, in any order.")  # type: ignore[valid-type]
+        output: str | None = Field(None, description="Id of the node whose first candidate is the answer (default: the last node).")
+
+    return PipelineFile.model_json_schema()

@@ -1,0 +1,78 @@
+"""The values that move through a pipeline: the query, candidates, and a run's result."""
+
+from __future__ import annotations
+
+__all__ = ["Candidate", "Query", "RunResult"]
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from backends.base import Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """What a pipeline answers: the text, plus what a benchmark item brings (tests, passages, ...)."""
+
+    text: str
+    id: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One piece of text moving through the graph, and where it came from. Immutable: use ``evolve``."""
+
+    text: str
+    node: str
+    model: str | None = None
+    sample: int = 0
+    score: float | None = None
+    critique: str | None = None
+    notes: tuple[str, ...] = ()
+    usage: Usage = field(default_factory=Usage)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def evolve(self, **changes: Any) -> Candidate:
+        return replace(self, **changes)
+
+    def noted(self, note: str) -> Candidate:
+        """A copy carrying one more note (fallbacks and their reasons travel with the candidate)."""
+        return replace(self, notes=(*self.notes, note))
+
+
+@dataclass(slots=True)
+class RunResult:
+    """The outcome of one pipeline run on one query."""
+
+    output: str
+    candidates: dict[str, list[Candidate]]
+    usage: Usage
+    cost_usd: float | None
+    latency_ms: float
+    calls: int
+    cached_calls: int
+    run_id: str | None = None
+    pipeline: str = ""
+
+    @property
+    def notes(self) -> list[str]:
+        return [f"{node}: {note}" for node, cands in self.candidates.items() for c in cands for note in c.notes]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "pipeline": self.pipeline,
+            "output": self.output,
+            "prompt_tokens": self.usage.prompt_tokens,
+            "completion_tokens": self.usage.completion_tokens,
+            "cost_usd": self.cost_usd,
+            "latency_ms": round(self.latency_ms, 3),
+            "calls": self.calls,
+            "cached_calls": self.cached_calls,
+            "notes": sorted(set(self.notes)),
+            "candidates": {
+                node: [{"text": c.text, "model": c.model, "sample": c.sample, "score": c.score} for c in cands]
+                for node, cands in self.candidates.items()
+            },
+        }

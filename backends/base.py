@@ -1,0 +1,139 @@
+"""The backend seam: one async method, ``complete(CompletionRequest) -> Completion``.
+
+Every backend (an OpenAI-compatible server, the embedded llama.cpp model, a test double) implements
+only this. Caching, recording, limiting and retrying are wrappers around any backend
+(``backends.wrappers``), so a new backend gets all of them for free.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "Backend",
+    "CallMeta",
+    "Completion",
+    "CompletionRequest",
+    "Message",
+    "Usage",
+    "request_key",
+]
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, TypedDict, runtime_checkable
+
+
+class Message(TypedDict):
+    role: str
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallMeta:
+    """Where a call comes from. Recorded with the call, never part of the cache key."""
+
+    run_id: str | None = None
+    node_id: str | None = None
+    trial: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionRequest:
+    """One request for ``len(samples)`` completions of the same prompt.
+
+    ``samples`` holds the sample indices asked for (``n`` is its length): sample k of a request is
+    cached, seeded and replayed on its own, so a later run asking for 16 samples reuses the first 8.
+    """
+
+    model: str
+    messages: tuple[Message, ...] = ()
+    prompt: str | None = None
+    mode: Literal["chat", "completion"] = "chat"
+    temperature: float = 0.7
+    max_tokens: int | None = 512
+    stop: tuple[str, ...] = ()
+    samples: tuple[int, ...] = (0,)
+    logprobs: int | None = None
+    meta: CallMeta = field(default_factory=CallMeta, compare=False)
+
+    @property
+    def n(self) -> int:
+        return len(self.samples)
+
+    def with_samples(self, samples: tuple[int, ...]) -> CompletionRequest:
+        return _replace(self, samples=samples)
+
+    def with_meta(self, meta: CallMeta) -> CompletionRequest:
+        return _replace(self, meta=meta)
+
+    def prompt_text(self) -> str:
+        """The prompt as one string, for the store (chat turns joined with their roles)."""
+        if self.mode == "completion":
+            return self.prompt or ""
+        return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in self.messages)
+
+
+def _replace(req: CompletionRequest, **changes) -> CompletionRequest:
+    from dataclasses import replace
+
+    return replace(req, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(self.prompt_tokens + other.prompt_tokens, self.completion_tokens + other.completion_tokens)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def split(self, n: int) -> list[Usage]:
+        """Share one call's usage among its n samples so the shares add up to the whole."""
+        n = max(n, 1)
+        p, pr = divmod(self.prompt_tokens, n)
+        c, cr = divmod(self.completion_tokens, n)
+        return [Usage(p + (k < pr), c + (k < cr)) for k in range(n)]
+
+
+@dataclass(slots=True)
+class Completion:
+    """The answer to a request: one text per requested sample, in the order of ``request.samples``."""
+
+    texts: list[str]
+    usage: Usage = field(default_factory=Usage)
+    logprobs: list[list[float]] | None = None
+    finish_reasons: list[str | None] | None = None
+    latency_ms: float = 0.0
+    attempts: int = 1
+    cached: bool = False
+    cost_usd: float | None = None
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Anything that turns a request into a completion. ``name`` is the backend's name in pipelines."""
+
+    name: str
+
+    async def complete(self, request: CompletionRequest) -> Completion: ...
+
+
+def request_key(backend: str, request: CompletionRequest) -> str:
+    """The cache key of a request, without its sample indices: backend, model, prompt and parameters."""
+    payload = {
+        "backend": backend,
+        "model": request.model,
+        "mode": request.mode,
+        "messages": list(request.messages),
+        "prompt": request.prompt,
+        "temperature": request.temperature,
+        "max_tokens": request.max_tokens,
+        "stop": list(request.stop),
+        "logprobs": request.logprobs,
+    }
+    raw = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(raw.encode()).hexdigest()

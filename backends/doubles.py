@@ -1,0 +1,64 @@
+"""Test doubles: backends that answer from a list or a function, with no network and no cost."""
+
+from __future__ import annotations
+
+__all__ = ["FunctionBackend", "ScriptedBackend", "EchoBackend"]
+
+import asyncio
+import itertools
+from collections.abc import Awaitable, Callable, Iterable
+
+from backends.base import Completion, CompletionRequest, Usage
+
+
+def _usage(req: CompletionRequest, texts: list[str]) -> Usage:
+    # Word counts stand in for tokens: deterministic and good enough to check sums.
+    return Usage(len(req.prompt_text().split()) * len(texts), sum(len(t.split()) for t in texts))
+
+
+class FunctionBackend:
+    """Answers each sample with ``fn(request, sample_index)``; ``fn`` may be async or raise.
+
+    ``delay`` seconds are awaited per call, to test concurrency. ``requests`` keeps every request.
+    """
+
+    def __init__(self, fn: Callable[[CompletionRequest, int], str | Awaitable[str]], *, name: str = "fake", delay: float = 0.0):
+        self.fn = fn
+        self.name = name
+        self.delay = delay
+        self.requests: list[CompletionRequest] = []
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        self.requests.append(request)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        texts = []
+        for k in request.samples:
+            out = self.fn(request, k)
+            texts.append(await out if asyncio.iscoroutine(out) else out)
+        return Completion(texts=texts, usage=_usage(request, texts), finish_reasons=["stop"] * len(texts))
+
+
+class ScriptedBackend(FunctionBackend):
+    """Answers with the given replies in order (one per sample); an Exception in the list is raised."""
+
+    def __init__(self, replies: Iterable[str | Exception], *, name: str = "fake", delay: float = 0.0, cycle: bool = False):
+        items = list(replies)
+        self._replies = itertools.cycle(items) if cycle else iter(items)
+        super().__init__(self._next, name=name, delay=delay)
+
+    def _next(self, request: CompletionRequest, k: int) -> str:
+        try:
+            item = next(self._replies)
+        except StopIteration:
+            raise AssertionError(f"ScriptedBackend ran out of replies (request for model '{request.model}')") from None
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+
+class EchoBackend(FunctionBackend):
+    """Answers "<model>#<sample>: <last line of the prompt>": handy to see where text came from."""
+
+    def __init__(self, *, name: str = "fake", delay: float = 0.0):
+        super().__init__(lambda r, k: f"{r.model}#{k}: {r.prompt_text().strip().splitlines()[-1][:80]}", name=name, delay=delay)

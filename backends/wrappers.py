@@ -1,0 +1,210 @@
+"""Wrappers that give every backend caching, recording and limits (retrying lives in ``retry``).
+
+The chain built for each backend, outermost first (DESIGN.md):
+
+    CachedBackend -> RecordingBackend -> LimitedBackend -> RetryingBackend -> backend
+
+A cache hit issues no request and is logged by the cache wrapper as a ``cached`` call with the cost
+it saved; a miss goes down the chain and is logged once by the recorder, with its attempts.
+Rows are buffered in a ``CallLog`` and written in one transaction per flush (at the end of each run),
+so the store never sits on the hot path of a model call.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CallLog", "CachedBackend", "RecordingBackend", "LimitedBackend", "RunTotals"]
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from archon.exceptions import BackendError
+from backends.base import Backend, Completion, CompletionRequest, Usage, request_key
+
+if TYPE_CHECKING:
+    from stores.pricing import Pricing
+    from stores.store import CachedSample, CallRecord, Store
+
+
+@dataclass
+class RunTotals:
+    calls: int = 0
+    cached_calls: int = 0
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float | None = None
+
+    def add(self, usage: Usage, cost: float | None, cached: bool) -> None:
+        self.calls += 1
+        self.cached_calls += int(cached)
+        self.usage = self.usage + usage
+        if cost is not None:
+            self.cost_usd = (self.cost_usd or 0.0) + cost
+
+
+class CallLog:
+    """Buffers call rows and cache entries for the store; keeps per-run totals in memory."""
+
+    def __init__(self, store: Store | None, pricing: Pricing | None):
+        self.store = store
+        self.pricing = pricing
+        self._calls: list[CallRecord] = []
+        self._cache: dict[tuple[str, int], CachedSample] = {}
+        self._unflushed_cache: list[CachedSample] = []
+        self.totals: dict[str | None, RunTotals] = {}
+        self._flush_lock = asyncio.Lock()
+
+    def price(self, backend: str, model: str, usage: Usage) -> float | None:
+        if self.pricing is None:
+            return None
+        return self.pricing.cost(backend, model, usage.prompt_tokens, usage.completion_tokens)
+
+    def add_call(self, record: CallRecord) -> None:
+        cost = record.cost_usd
+        self.totals.setdefault(record.run_id, RunTotals()).add(
+            Usage(record.prompt_tokens, record.completion_tokens), cost, record.cached
+        )
+        if self.store is not None:
+            self._calls.append(record)
+
+    async def cache_get(self, key: str, samples: tuple[int, ...]) -> dict[int, CachedSample]:
+        hits = {k: self._cache[(key, k)] for k in samples if (key, k) in self._cache}
+        rest = [k for k in samples if k not in hits]
+        if rest and self.store is not None:
+            hits.update(await asyncio.to_thread(self.store.cache_get, key, rest))
+        return hits
+
+    def cache_add(self, entries: list[CachedSample]) -> None:
+        for e in entries:
+            self._cache[(e.key, e.sample)] = e
+        self._unflushed_cache.extend(entries)
+
+    async def flush(self) -> None:
+        """Write what is buffered, in a worker thread (SQL calls block)."""
+        if self.store is None:
+            return
+        async with self._flush_lock:
+            calls, self._calls = self._calls, []
+            cache, self._unflushed_cache = self._unflushed_cache, []
+            if calls or cache:
+                await asyncio.to_thread(self._write, calls, cache)
+
+    def _write(self, calls: list[CallRecord], cache: list[CachedSample]) -> None:
+        if cache:
+            self.store.cache_put(cache)
+        if calls:
+            self.store.record_calls(calls)
+
+
+def _record(req: CompletionRequest, backend: str, **kw) -> CallRecord:
+    from stores.store import CallRecord
+
+    return CallRecord(
+        run_id=req.meta.run_id, node_id=req.meta.node_id, trial=req.meta.trial, backend=backend,
+        model=req.model, n=req.n, prompt_text=req.prompt_text(), **kw,
+    )
+
+
+class RecordingBackend:
+    """Logs every call that reaches the backend: tokens, latency, cost, attempts, errors."""
+
+    def __init__(self, inner: Backend, log: CallLog):
+        self.inner = inner
+        self.name = inner.name
+        self.log = log
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        start = time.perf_counter()
+        try:
+            completion = await self.inner.complete(request)
+        except BackendError as exc:
+            exc.node = exc.node or request.meta.node_id
+            exc.backend = exc.backend or self.name
+            exc.model = exc.model or request.model
+            self.log.add_call(_record(
+                request, self.name, response_texts=[], prompt_tokens=0, completion_tokens=0, cost_usd=None,
+                saved_usd=None, latency_ms=(time.perf_counter() - start) * 1000, status="error",
+                error=str(exc), attempts=exc.attempts, cached=False,
+            ))
+            raise
+        latency = (time.perf_counter() - start) * 1000
+        completion.latency_ms = latency
+        completion.cost_usd = self.log.price(self.name, request.model, completion.usage)
+        self.log.add_call(_record(
+            request, self.name, response_texts=completion.texts, prompt_tokens=completion.usage.prompt_tokens,
+            completion_tokens=completion.usage.completion_tokens, cost_usd=completion.cost_usd, saved_usd=None,
+            latency_ms=latency, status="ok", error=None, attempts=completion.attempts, cached=False,
+        ))
+        return completion
+
+
+class CachedBackend:
+    """Replays sample k of an identical earlier request instead of calling the backend again."""
+
+    def __init__(self, inner: Backend, log: CallLog):
+        self.inner = inner
+        self.name = inner.name
+        self.log = log
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        from stores.store import CachedSample
+
+        start = time.perf_counter()
+        key = request_key(self.name, request)
+        hits = await self.log.cache_get(key, request.samples)
+        missing = tuple(k for k in request.samples if k not in hits)
+        texts: dict[int, str] = {k: h.text for k, h in hits.items()}
+        logprobs: dict[int, list[float] | None] = {k: h.logprobs for k, h in hits.items()}
+        usage, saved = Usage(), None
+        if hits:
+            usage = Usage(sum(h.prompt_tokens for h in hits.values()), sum(h.completion_tokens for h in hits.values()))
+            known = [h.cost_usd for h in hits.values() if h.cost_usd is not None]
+            saved = sum(known) if known else None
+            hit_req = request.with_samples(tuple(k for k in request.samples if k in hits))
+            self.log.add_call(_record(
+                hit_req, self.name, response_texts=[texts[k] for k in hit_req.samples], prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens, cost_usd=0.0, saved_usd=saved,
+                latency_ms=(time.perf_counter() - start) * 1000, status="ok", error=None, attempts=0, cached=True,
+            ))
+        live = None
+        if missing:
+            live = await self.inner.complete(request.with_samples(missing))
+            shares = live.usage.split(len(missing))
+            share_cost = None if live.cost_usd is None else live.cost_usd / len(missing)
+            entries = []
+            for i, k in enumerate(missing):
+                texts[k] = live.texts[i]
+                logprobs[k] = live.logprobs[i] if live.logprobs else None
+                entries.append(CachedSample(
+                    key=key, sample=k, backend=self.name, model=request.model, text=live.texts[i], logprobs=logprobs[k],
+                    prompt_tokens=shares[i].prompt_tokens, completion_tokens=shares[i].completion_tokens, cost_usd=share_cost,
+                ))
+            self.log.cache_add(entries)
+            usage = usage + live.usage
+        has_lp = any(v is not None for v in logprobs.values())
+        return Completion(
+            texts=[texts[k] for k in request.samples],
+            usage=usage,
+            logprobs=[logprobs[k] or [] for k in request.samples] if has_lp else None,
+            latency_ms=live.latency_ms if live else (time.perf_counter() - start) * 1000,
+            attempts=live.attempts if live else 0,
+            cached=not missing,
+            cost_usd=live.cost_usd if live else 0.0,
+        )
+
+
+class LimitedBackend:
+    """Bounds calls in flight: per backend (``max_concurrency``) and across all backends (global)."""
+
+    def __init__(self, inner: Backend, limit: int, global_limit: asyncio.Semaphore | None = None):
+        self.inner = inner
+        self.name = inner.name
+        self._sem = asyncio.Semaphore(limit)
+        self._global = global_limit
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        async with self._sem:
+            if self._global is None:
+                return await self.inner.complete(request)
+            async with self._global:
+                return await self.inner.complete(request)

@@ -1,0 +1,85 @@
+"""The operator seam.
+
+An operator is a class with a ``kind`` (its name in pipeline files), a pydantic ``Config`` that
+rejects unknown keys, and ``async __call__(inputs, query, ctx) -> list[Candidate]``. It never talks
+HTTP, never writes to the store and never retries: it asks ``ctx.complete`` for completions.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ModelCallConfig", "OpConfig", "Operator", "render", "build_request"]
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from archon.types import Candidate, Query
+from backends.base import CompletionRequest, Usage
+
+if TYPE_CHECKING:
+    from archon.context import RunContext
+
+
+class OpConfig(BaseModel):
+    """Base of every operator's settings: unknown keys are an error, every field is described."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def model_refs(self) -> list[str]:
+        """The "<backend>/<model>" references this node calls (used to check and resolve backends)."""
+        return []
+
+
+class ModelCallConfig(OpConfig):
+    """Settings shared by operators that call a model."""
+
+    temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature.")
+    max_tokens: int = Field(512, ge=1, description="Most tokens generated per completion.")
+    system: str | None = Field(None, description="System prompt (chat mode).")
+    stop: list[str] = Field(default_factory=list, description="Stop sequences.")
+    mode: Literal["chat", "completion"] = Field(
+        "chat", description="'chat' sends messages; 'completion' sends the rendered prompt as plain text (base models)."
+    )
+
+
+class Operator:
+    """Base class: subclasses set ``kind`` and ``Config`` and implement ``__call__``."""
+
+    kind: ClassVar[str]
+    Config: ClassVar[type[OpConfig]] = OpConfig
+    #: One line for docs and ``archon schema``.
+    summary: ClassVar[str] = ""
+
+    def __init__(self, node_id: str, config: OpConfig):
+        self.node_id = node_id
+        self.config = config
+
+    async def __call__(self, inputs: list[Candidate], query: Query, ctx: RunContext) -> list[Candidate]:
+        raise NotImplementedError
+
+
+def render(template: str, **values: Any) -> str:
+    """Replace ``{name}`` placeholders for the given names only; any other brace is left alone."""
+    out = template
+    for name, value in values.items():
+        out = out.replace("{" + name + "}", str(value))
+    return out
+
+
+def build_request(
+    cfg: ModelCallConfig, model: str, prompt: str, *, samples: Sequence[int] = (0,), temperature: float | None = None
+) -> CompletionRequest:
+    """A request for ``prompt`` in the node's mode: chat (system + user turn) or plain completion."""
+    temp = cfg.temperature if temperature is None else temperature
+    if cfg.mode == "completion":
+        text = f"{cfg.system}\n\n{prompt}" if cfg.system else prompt
+        return CompletionRequest(
+            model=model, prompt=text, mode="completion", temperature=temp, max_tokens=cfg.max_tokens,
+            stop=tuple(cfg.stop), samples=tuple(samples),
+        )
+    messages = ([{"role": "system", "content": cfg.system}] if cfg.system else []) + [{"role": "user", "content": prompt}]
+    return CompletionRequest(
+        model=model, messages=tuple(messages), mode="chat", temperature=temp, max_tokens=cfg.max_tokens,
+        stop=tuple(cfg.stop), samples=tuple(samples),
+    )

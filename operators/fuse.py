@@ -1,0 +1,58 @@
+"""fuse: one or more fuser models synthesize the input candidates into a better answer."""
+
+from __future__ import annotations
+
+__all__ = ["Fuse", "FuseConfig"]
+
+import asyncio
+
+from pydantic import Field
+
+from archon.types import Candidate, Query
+from operators.base import ModelCallConfig, Operator, build_request, render
+from operators.rank import number_candidates
+
+DEFAULT_PROMPT = """You have been given several candidate responses to a query. Critically evaluate them: some may be wrong or incomplete. Synthesize them into a single, accurate, well-structured response that is better than each of them. Do not mention the candidates.
+
+Query:
+{query}
+
+Candidate responses:
+{candidates}
+
+Response:"""
+
+
+class FuseConfig(ModelCallConfig):
+    model: str | list[str] = Field(..., description="'<backend>/<model>' of the fuser, or a list (each fuser gives one candidate).")
+    samples: int = Field(1, ge=1, le=64, description="Fused candidates per fuser model.")
+    prompt: str = Field(DEFAULT_PROMPT, description="Template: {query}, {candidates} (numbered [1]..[n], with critiques when present).")
+
+    def models(self) -> list[str]:
+        return [self.model] if isinstance(self.model, str) else list(self.model)
+
+    def model_refs(self) -> list[str]:
+        return self.models()
+
+
+class Fuse(Operator):
+    """Every fuser reads all inputs (and their critiques) and writes one answer; fusers run concurrently.
+
+    Cost: one call per fuser model. With no inputs it answers the query directly.
+    """
+
+    kind = "fuse"
+    Config = FuseConfig
+    summary = "Synthesize the input candidates into one answer per fuser model."
+
+    async def __call__(self, inputs: list[Candidate], query: Query, ctx) -> list[Candidate]:
+        cfg: FuseConfig = self.config
+        prompt = render(cfg.prompt, query=query.text, candidates=number_candidates(inputs))
+        samples = tuple(range(cfg.samples))
+        models = cfg.models()
+        comps = await asyncio.gather(*(ctx.complete(m, build_request(cfg, m, prompt, samples=samples)) for m in models))
+        out = []
+        for model, comp in zip(models, comps):
+            for k, (text, usage) in enumerate(zip(comp.texts, comp.usage.split(len(comp.texts)))):
+                out.append(Candidate(text=text, node=self.node_id, model=model, sample=k, usage=usage))
+        return out

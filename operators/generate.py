@@ -1,0 +1,71 @@
+"""generate / ensemble: sample candidates from one or several models."""
+
+from __future__ import annotations
+
+__all__ = ["Generate", "Ensemble", "GenerateConfig"]
+
+import asyncio
+
+from pydantic import Field, field_validator
+
+from archon.types import Candidate, Query
+from operators.base import ModelCallConfig, Operator, build_request, render
+
+DEFAULT_PROMPT = "{query}"
+
+
+class GenerateConfig(ModelCallConfig):
+    model: str | list[str] = Field(..., description="'<backend>/<model>', or a list of them (an ensemble: each model samples).")
+    samples: int = Field(1, ge=1, le=256, description="Completions per model.")
+    prompt: str = Field(
+        DEFAULT_PROMPT,
+        description="Prompt template. {query} is the query; {context} is the input candidates' text (when the node has inputs).",
+    )
+
+    @field_validator("model")
+    @classmethod
+    def _non_empty(cls, v):
+        if isinstance(v, list) and not v:
+            raise ValueError("give at least one model")
+        return v
+
+    def models(self) -> list[str]:
+        return [self.model] if isinstance(self.model, str) else list(self.model)
+
+    def model_refs(self) -> list[str]:
+        return self.models()
+
+
+class Generate(Operator):
+    """Samples ``samples`` completions from each model; all calls run concurrently.
+
+    Cost: one request per model (asking for ``samples`` completions; a server that ignores ``n``
+    gets ``samples`` parallel requests).
+    """
+
+    kind = "generate"
+    Config = GenerateConfig
+    summary = "Sample completions from one model, or from each model of a list (an ensemble)."
+
+    async def __call__(self, inputs: list[Candidate], query: Query, ctx) -> list[Candidate]:
+        cfg: GenerateConfig = self.config
+        context = "\n\n".join(c.text for c in inputs)
+        prompt = render(cfg.prompt, query=query.text, context=context)
+        if inputs and "{context}" not in cfg.prompt:
+            prompt = f"{context}\n\n{prompt}"
+        samples = tuple(range(cfg.samples))
+        models = cfg.models()
+        completions = await asyncio.gather(*(ctx.complete(m, build_request(cfg, m, prompt, samples=samples)) for m in models))
+        out = []
+        for model, comp in zip(models, completions):
+            shares = comp.usage.split(len(comp.texts))
+            out += [Candidate(text=t, node=self.node_id, model=model, sample=k, usage=u)
+                    for k, (t, u) in enumerate(zip(comp.texts, shares))]
+        return out
+
+
+class Ensemble(Generate):
+    """The same as ``generate`` with a list of models: fan the query out and pool the candidates."""
+
+    kind = "ensemble"
+    summary = "Fan the query out to several models (or settings) and pool their candidates."

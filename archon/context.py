@@ -92,10 +92,17 @@ class Runtime:
             self.backend(parse_model_ref(ref)[0])
 
     async def flush(self) -> None:
-        await self.log.flush()
+        """Wait until everything recorded so far is in the store."""
+        await self.log.drain()
 
     async def aclose(self) -> None:
-        await self.flush()
+        try:
+            await self.flush()
+        finally:
+            self.log.close()
+            await self._close_backends()
+
+    async def _close_backends(self) -> None:
         for raw in self._raw:
             close = getattr(raw, "aclose", None)
             if close is not None:

@@ -28,10 +28,8 @@ class CompiledPipeline:
     async def run(self, query: Query | str, runtime: Runtime, *, trial: int | None = None) -> RunResult:
         """Run on one query. A model failure that retries could not cure raises RunFailed (recorded)."""
         q = Query(query) if isinstance(query, str) else query
-        store = runtime.store
-        run_id = None
-        if store is not None:
-            run_id = await asyncio.to_thread(store.start_run, self.spec.name, q.text, trial)
+        log = runtime.log
+        run_id = log.start_run(self.spec.name, q.text, trial)
         ctx = RunContext(runtime, run_id=run_id, trial=trial)
         start = time.perf_counter()
         try:
@@ -43,18 +41,15 @@ class CompiledPipeline:
             if not final:
                 raise RunFailed(f"node '{self.spec.output}' (the output) produced no candidates")
         except BaseException as exc:
-            await runtime.flush()
-            if store is not None:
-                await asyncio.to_thread(store.finish_run, run_id, "error", None, _describe(exc))
-            runtime.log.totals.pop(run_id, None)
+            log.finish_run(run_id, "error", None, _describe(exc))
+            log.totals.pop(run_id, None)
             if isinstance(exc, Exception) and not isinstance(exc, ArchonError):
                 raise RunFailed(f"run failed: {_describe(exc)}") from exc
             raise
         latency = (time.perf_counter() - start) * 1000
-        await runtime.flush()
-        if store is not None:
-            await asyncio.to_thread(store.finish_run, run_id, "ok", final[0].text, None)
-        totals = runtime.log.totals.pop(run_id, None)
+        # Queued, not awaited: the store is written in the background (Runtime.aclose waits for it).
+        log.finish_run(run_id, "ok", final[0].text, None)
+        totals = log.totals.pop(run_id, None)
         from backends.wrappers import RunTotals
 
         totals = totals or RunTotals()

@@ -1,0 +1,254 @@
+"""The backend for any OpenAI-compatible server: OpenAI itself, Together, Groq, vLLM, Ollama, llama.cpp.
+
+Built on ``openai.AsyncOpenAI`` with the client's own retries switched off: retrying is
+``backends.retry.RetryingBackend``'s job, and two retry loops would multiply each other. Every error
+the client raises is translated here into Archon's tree (``archon.exceptions``) with ``from exc``.
+
+Replies are read raw and decoded here rather than through the client's pydantic models: a body that
+is not JSON then becomes a clear ``BackendResponseError`` (the client lets a bare ``JSONDecodeError``
+escape), and the hot path skips building models only to take three fields out of them.
+"""
+
+from __future__ import annotations
+
+__all__ = ["OpenAIBackend", "parse_retry_after"]
+
+import asyncio
+import email.utils
+import json
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import openai
+
+from archon.exceptions import (
+    BackendAuthError,
+    BackendError,
+    BackendRateLimited,
+    BackendRequestError,
+    BackendResponseError,
+    BackendTimeout,
+    BackendUnavailable,
+    ConfigError,
+)
+from backends.base import Completion, CompletionRequest, Usage
+from backends.presets import BackendSpec
+
+# Local servers (Ollama, vLLM without --api-key) ignore the key, but the client insists on one.
+_NO_KEY = "not-needed"
+
+
+def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date), else None."""
+    if not headers:
+        return None
+    for header, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(header)
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value) / scale)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, when.timestamp() - time.time())
+    return None
+
+
+def _read_keys(backend: str, api_key_env: str | list[str] | None) -> tuple[list[str], list[str]]:
+    """(variable names, keys). A variable may hold several comma-separated keys."""
+    names = [api_key_env] if isinstance(api_key_env, str) else list(api_key_env or [])
+    if not names:
+        return [], [_NO_KEY]
+    missing = [n for n in names if not os.environ.get(n, "").strip()]
+    if missing:
+        which = f"the {missing[0]} environment variable" if len(missing) == 1 else (
+            "the " + ", ".join(missing) + " environment variables")
+        raise ConfigError(f"backend '{backend}' needs an API key: set {which}")
+    keys = [k.strip() for n in names for k in os.environ[n].split(",") if k.strip()]
+    if not keys:
+        raise ConfigError(f"backend '{backend}' needs an API key: " + ", ".join(names) + " holds no key")
+    return names, keys
+
+
+def _server_message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, Mapping) and isinstance(body.get("message"), str):
+        return body["message"]
+    if isinstance(body, str) and body.strip():
+        return body.strip()[:200]
+    return exc.message
+
+
+class OpenAIBackend:
+    """A Backend talking to one OpenAI-compatible server, rotating API keys on rate limits."""
+
+    def __init__(self, name: str, spec: BackendSpec):
+        self.name = name
+        self.spec = spec
+        self.key_vars, keys = _read_keys(name, spec.api_key_env)
+        self._clients = [
+            openai.AsyncOpenAI(api_key=key, base_url=spec.base_url, timeout=spec.timeout, max_retries=0)
+            for key in keys
+        ]
+        self._current = 0
+
+    def __repr__(self) -> str:
+        return f"OpenAIBackend({self.name!r}, base_url={self.spec.base_url!r}, keys={len(self._clients)})"
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(c.close() for c in self._clients))
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        started = time.perf_counter()
+        n = request.n
+        body = await self._post(request, n)
+        samples = self._read(body, request)[:n]
+        usage = self._usage(body)
+        missing = n - len(samples)
+        if missing > 0:
+            # Some servers ignore ``n`` and answer once; ask again for the rest, all at once.
+            extra = await asyncio.gather(*(self._post(request, 1) for _ in range(missing)),
+                                         return_exceptions=True)
+            for result in extra:
+                if isinstance(result, BaseException):
+                    raise result
+            for result in extra:
+                samples += self._read(result, request)[:1]
+                usage = usage + self._usage(result)
+        return Completion(
+            texts=[s[0] for s in samples],
+            usage=usage,
+            logprobs=[s[1] for s in samples] if request.logprobs is not None else None,
+            finish_reasons=[s[2] for s in samples],
+            latency_ms=(time.perf_counter() - started) * 1000.0,
+        )
+
+    # -- one HTTP call -------------------------------------------------------------------------
+
+    def _params(self, request: CompletionRequest, n: int) -> dict[str, Any]:
+        params: dict[str, Any] = {"model": request.model, "temperature": request.temperature}
+        if n != 1:
+            params["n"] = n
+        if request.max_tokens is not None:
+            params["max_tokens"] = request.max_tokens
+        if request.stop:
+            params["stop"] = list(request.stop)
+        if request.mode == "chat":
+            messages = list(request.messages)
+            if not messages and request.prompt is not None:
+                messages = [{"role": "user", "content": request.prompt}]
+            params["messages"] = messages
+            if request.logprobs is not None:
+                params["logprobs"] = True
+                params["top_logprobs"] = request.logprobs
+        else:
+            prompt = request.prompt
+            if prompt is None:
+                prompt = "\n\n".join(m["content"] for m in request.messages)
+            params["prompt"] = prompt
+            if request.logprobs is not None:
+                params["logprobs"] = request.logprobs
+        return params
+
+    async def _post(self, request: CompletionRequest, n: int) -> dict[str, Any]:
+        index = self._current
+        client = self._clients[index]
+        params = self._params(request, n)
+        try:
+            if request.mode == "chat":
+                raw = await client.chat.completions.with_raw_response.create(**params)
+            else:
+                raw = await client.completions.with_raw_response.create(**params)
+        except openai.RateLimitError as exc:
+            # Move on only from the key that was refused, so a burst of 429s on one key rotates once.
+            if self._current == index:
+                self._current = (index + 1) % len(self._clients)
+            raise self._translate(exc, request) from exc
+        except openai.APIError as exc:
+            raise self._translate(exc, request) from exc
+        return self._decode(raw.content, request)
+
+    def _decode(self, content: bytes, request: CompletionRequest) -> dict[str, Any]:
+        where = {"backend": self.name, "model": request.model}
+        try:
+            body = json.loads(content)
+        except ValueError as exc:
+            snippet = content[:200].decode("utf-8", "replace")
+            raise BackendResponseError(f"the server's reply was not valid JSON: {snippet}", **where) from exc
+        if not isinstance(body, dict) or not isinstance(body.get("choices"), list) or not body["choices"]:
+            snippet = content[:200].decode("utf-8", "replace")
+            raise BackendResponseError(f"the server's reply has no choices: {snippet}", **where)
+        return body
+
+    def _translate(self, exc: openai.APIError, request: CompletionRequest) -> BackendError:
+        where = {"backend": self.name, "model": request.model}
+        if isinstance(exc, openai.APITimeoutError):
+            return BackendTimeout(
+                f"no reply within {self.spec.timeout:g} s (raise 'timeout' in the backend settings "
+                "if the model is this slow)", **where)
+        if isinstance(exc, openai.APIConnectionError):
+            return BackendUnavailable(f"could not reach {self.spec.base_url or 'the server'}: {exc.message}",
+                                      **where)
+        if not isinstance(exc, openai.APIStatusError):
+            return BackendError(f"{type(exc).__name__}: {exc}", **where)
+        status, message = exc.status_code, _server_message(exc)
+        retry_after = parse_retry_after(exc.response.headers)
+        if status in (401, 403):
+            if self.key_vars:
+                fix = "check the " + ", ".join(self.key_vars) + (
+                    " environment variable" if len(self.key_vars) == 1 else " environment variables")
+            else:
+                fix = "set api_key_env in the backend settings to the variable that holds the key"
+            return BackendAuthError(f"the server refused the API key ({status}: {message}); {fix}", **where)
+        if status == 429:
+            return BackendRateLimited(f"rate limited (429): {message}", retry_after=retry_after, **where)
+        if status >= 500 or status in (408, 409):
+            return BackendUnavailable(f"server error ({status}): {message}", retry_after=retry_after, **where)
+        return BackendRequestError(f"the server rejected the request ({status}): {message}", **where)
+
+    # -- reading a reply -----------------------------------------------------------------------
+
+    def _read(self, body: dict[str, Any], request: CompletionRequest) -> list[tuple[str, list[float], str | None]]:
+        """(text, token logprobs, finish reason) per choice, in the server's index order."""
+        try:
+            choices = sorted(body["choices"], key=lambda c: c.get("index") or 0)
+            return [(self._text(c, request), self._logprobs(c, request), c.get("finish_reason"))
+                    for c in choices]
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            snippet = json.dumps(body)[:200]
+            raise BackendResponseError(f"the server's reply has an unexpected shape: {snippet}",
+                                       backend=self.name, model=request.model) from exc
+
+    @staticmethod
+    def _text(choice: dict[str, Any], request: CompletionRequest) -> str:
+        if request.mode == "chat":
+            return (choice.get("message") or {}).get("content") or ""
+        return choice.get("text") or ""
+
+    @staticmethod
+    def _logprobs(choice: dict[str, Any], request: CompletionRequest) -> list[float]:
+        if request.logprobs is None:
+            return []
+        lp = choice.get("logprobs") or {}
+        if request.mode == "chat":
+            return [float(t["logprob"]) for t in lp.get("content") or () if t.get("logprob") is not None]
+        return [float(x) for x in lp.get("token_logprobs") or () if x is not None]
+
+    @staticmethod
+    def _usage(body: dict[str, Any]) -> Usage:
+        # A server that reports no usage (or a strange one) costs nothing rather than failing the call.
+        usage = body.get("usage")
+        if not isinstance(usage, dict):
+            return Usage()
+        try:
+            return Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+        except (TypeError, ValueError):
+            return Usage()

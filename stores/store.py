@@ -1,0 +1,433 @@
+"""The store: runs, model calls, their texts and the response cache, in one SQL database.
+
+``get_store(None | url | path | Store)`` turns what the user gave into a ``Store`` once, at the
+boundary. The default is a SQLite file in WAL mode, safe for several processes writing at once;
+PostgreSQL (``postgresql+psycopg://``) is the path for many workers on many machines.
+
+Every method is synchronous; the async runner calls them through ``asyncio.to_thread``. Database
+errors are translated here: a URL that cannot be opened is a ``ConfigError`` (exit 2, the user's
+fix), a failure while running is ``RunFailed`` (exit 1).
+"""
+
+from __future__ import annotations
+
+__all__ = ["DB_URL_ENV", "DEFAULT_DB_URL", "CachedSample", "CallRecord", "Store", "get_store"]
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Table, URL, create_engine, event, func, insert, make_url, select, update
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+
+from archon.exceptions import ConfigError, MissingDependency, RunFailed, UserError
+
+from .tables import Base, CacheRow, CallRow, RunRow, TextRow, utcnow
+
+DB_URL_ENV = "ARCHON_DB_URL"
+DEFAULT_DB_URL = "sqlite:///./archon.db"
+
+_runs: Table = RunRow.__table__  # type: ignore[assignment]
+_calls: Table = CallRow.__table__  # type: ignore[assignment]
+_texts: Table = TextRow.__table__  # type: ignore[assignment]
+_cache: Table = CacheRow.__table__  # type: ignore[assignment]
+
+_URL_HELP = "use sqlite:///path/to/archon.db or postgresql+psycopg://user:password@host:5432/dbname"
+_BUSY_TIMEOUT_MS = 30_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallRecord:
+    """One model call as the record wrapper hands it to the store."""
+
+    backend: str
+    model: str
+    run_id: str | None = None
+    node_id: str | None = None
+    n: int = 1
+    prompt_text: str = ""
+    response_texts: list[str] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = None
+    saved_usd: float | None = None
+    latency_ms: float = 0.0
+    status: str = "ok"
+    error: str | None = None
+    attempts: int = 1
+    cached: bool = False
+    trial: int | None = None
+    created_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True, slots=True)
+class CachedSample:
+    """Sample ``sample`` of the request whose cache key is ``key``, with its share of the usage."""
+
+    key: str
+    sample: int
+    backend: str
+    model: str
+    text: str
+    logprobs: list[float] | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = None
+
+
+def get_store(target: None | str | os.PathLike[str] | Store = None) -> Store:
+    """A ``Store`` from an instance, a SQLAlchemy URL, a SQLite file path, or None (the default)."""
+    if isinstance(target, Store):
+        return target
+    if target is None:
+        target = os.environ.get(DB_URL_ENV) or DEFAULT_DB_URL
+    return Store(target)
+
+
+class Store:
+    """Runs, calls, texts and cache rows in one SQLite or PostgreSQL database."""
+
+    def __init__(self, url: str | os.PathLike[str] | URL):
+        self.url: URL = url if isinstance(url, URL) else _parse_url(url)
+        # str(URL) masks the password; keep it that way in every message.
+        self._shown = self.url.render_as_string(hide_password=True)
+        self.dialect = self.url.get_backend_name()
+        if self.dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as upsert
+        elif self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as upsert
+        else:
+            raise ConfigError(f"database URL {self._shown}: the store supports SQLite and PostgreSQL; {_URL_HELP}")
+        self._upsert = upsert
+        memory = self.dialect == "sqlite" and self.url.database in (None, "", ":memory:")
+        # One shared connection holds an in-memory database, so its users must take turns.
+        self._lock: Any = threading.Lock() if memory else contextlib.nullcontext()
+        self.engine = self._create_engine(memory)
+        # Reads in SQLite take a plain deferred BEGIN; writes take BEGIN IMMEDIATE (see _sqlite_hooks).
+        self._reader = self.engine.execution_options(archon_read=True)
+        self._create_tables()
+
+    def start_run(self, pipeline: str, input_text: str, trial: int | None = None, run_id: str | None = None) -> str:
+        run_id = run_id or uuid.uuid4().hex
+        row = {"id": run_id, "pipeline": pipeline, "status": "running", "input": _clean(input_text),
+               "trial": trial, "started_at": utcnow()}
+        with self._tx("starting a run") as conn:
+            conn.execute(insert(_runs), row)
+        return run_id
+
+    def finish_run(self, run_id: str, status: str, output: str | None = None, error: str | None = None) -> None:
+        self.write(finishes=[(run_id, status, output, error)])
+
+    def write(
+        self,
+        *,
+        starts: Sequence[tuple[str, str, str, int | None]] = (),
+        calls: Sequence[CallRecord] = (),
+        cache: Sequence[CachedSample] = (),
+        finishes: Sequence[tuple[str, str, str | None, str | None]] = (),
+    ) -> None:
+        """Runs started (run_id, pipeline, input, trial), cache entries, calls and runs ended
+        (run_id, status, output, error), all in ONE transaction.
+
+        The runtime's writer thread groups whatever has queued up into one call of this, so a
+        burst of short runs costs one commit rather than several each.
+        """
+        for f in finishes:
+            if f[1] not in ("ok", "error"):
+                raise ValueError(f"finish_run status must be 'ok' or 'error', not {f[1]!r}")
+        if not (starts or calls or cache or finishes):
+            return
+        with self._tx("recording the run") as conn:
+            if starts:
+                now = utcnow()
+                conn.execute(insert(_runs), [
+                    {"id": rid, "pipeline": pipe, "status": "running", "input": _clean(inp), "trial": trial, "started_at": now}
+                    for rid, pipe, inp, trial in starts
+                ])
+            self._insert_cache(conn, cache)
+            self._insert_calls(conn, calls)
+            for run_id, status, output, error in finishes:
+                values = {"status": status, "output": _clean(output), "error": _clean(error), "finished_at": utcnow()}
+                found = conn.execute(update(_runs).where(_runs.c.id == run_id).values(**values)).rowcount
+                if not found:
+                    raise _NoSuchRun(run_id)
+
+    def runs(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Runs newest first, with totals summed in SQL over each run's calls."""
+        recent = select(_runs).order_by(_runs.c.started_at.desc(), _runs.c.id.desc())
+        if limit is not None:
+            recent = recent.limit(max(limit, 0))
+        r = recent.subquery()
+        kept = [r.c.id, r.c.pipeline, r.c.status, r.c.trial, r.c.started_at, r.c.finished_at, r.c.error, r.c.output]
+        query = (
+            select(
+                *kept,
+                func.count(_calls.c.id).label("calls"),
+                func.coalesce(func.sum(_calls.c.prompt_tokens), 0).label("prompt_tokens"),
+                func.coalesce(func.sum(_calls.c.completion_tokens), 0).label("completion_tokens"),
+                # SUM skips NULLs and is NULL when all are: unknown prices never hide known costs.
+                func.sum(_calls.c.cost_usd).label("cost_usd"),
+            )
+            .select_from(r.outerjoin(_calls, _calls.c.run_id == r.c.id))
+            .group_by(*kept)
+            .order_by(r.c.started_at.desc(), r.c.id.desc())
+        )
+        with self._tx("listing runs", write=False) as conn:
+            rows = conn.execute(query).mappings().all()
+        return [_run_dict(row) for row in rows]
+
+    def record_calls(self, rows: Sequence[CallRecord]) -> None:
+        """Insert a batch of calls in one transaction; their texts are stored once per distinct text."""
+        self.write(calls=rows)
+
+    def _insert_calls(self, conn: Connection, rows: Sequence[CallRecord]) -> None:
+        if not rows:
+            return
+        texts: dict[str, str] = {}
+        values = []
+        for rec in rows:
+            prompt = _clean(rec.prompt_text) or ""
+            # JSON escapes control characters, so responses round-trip exactly on every database.
+            responses = json.dumps(list(rec.response_texts), ensure_ascii=False)
+            prompt_hash, response_hash = _sha256(prompt), _sha256(responses)
+            texts[prompt_hash] = prompt
+            texts[response_hash] = responses
+            values.append({
+                "run_id": rec.run_id, "node_id": rec.node_id, "backend": rec.backend, "model": rec.model,
+                "n": rec.n, "prompt_tokens": rec.prompt_tokens, "completion_tokens": rec.completion_tokens,
+                "cost_usd": rec.cost_usd, "saved_usd": rec.saved_usd, "latency_ms": rec.latency_ms,
+                "status": rec.status, "error": _clean(rec.error), "attempts": rec.attempts,
+                "cached": bool(rec.cached), "trial": rec.trial, "created_at": rec.created_at,
+                "prompt_hash": prompt_hash, "response_hash": response_hash,
+            })
+        # Sorted keys: concurrent PostgreSQL writers then lock shared texts in the same order (no deadlock).
+        text_rows = [{"hash": h, "body": texts[h]} for h in sorted(texts)]
+        conn.execute(self._upsert(_texts).on_conflict_do_nothing(), text_rows)
+        conn.execute(insert(_calls), values)
+
+    def calls(self, run_id: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Calls oldest first (by id); with ``limit``, the last ``limit`` of them."""
+        cols = [_calls.c[name] for name in _CALL_FIELDS]
+        query = select(*cols)
+        if run_id is not None:
+            query = query.where(_calls.c.run_id == run_id)
+        if limit is not None:
+            query = query.order_by(_calls.c.id.desc()).limit(max(limit, 0))
+        else:
+            query = query.order_by(_calls.c.id)
+        with self._tx("listing calls", write=False) as conn:
+            rows = conn.execute(query).mappings().all()
+        if limit is not None:
+            rows = list(reversed(rows))
+        return [_call_dict(row) for row in rows]
+
+    def call_texts(self, call_id: int) -> tuple[str, list[str]]:
+        """The prompt and the responses of one call."""
+        with self._tx("reading a call's texts", write=False) as conn:
+            row = conn.execute(
+                select(_calls.c.prompt_hash, _calls.c.response_hash).where(_calls.c.id == call_id)
+            ).first()
+            if row is not None:
+                hashes = [h for h in row if h is not None]
+                bodies = dict(conn.execute(select(_texts.c.hash, _texts.c.body).where(_texts.c.hash.in_(hashes))).all())
+        if row is None:
+            raise UserError(f"no call with id {call_id} in {self._shown}; list them with 'archon calls'")
+        return bodies.get(row.prompt_hash, ""), json.loads(bodies.get(row.response_hash) or "[]")
+
+    def cache_get(self, key: str, samples: Sequence[int]) -> dict[int, CachedSample]:
+        """The cached samples among ``samples`` of request ``key``; missing ones are absent."""
+        wanted = sorted(set(samples))
+        if not wanted:
+            return {}
+        query = select(_cache).where(_cache.c.key == key, _cache.c.sample.in_(wanted))
+        with self._tx("reading the response cache", write=False) as conn:
+            rows = conn.execute(query).mappings().all()
+        return {row["sample"]: CachedSample(**{f: row[f] for f in _SAMPLE_FIELDS}) for row in rows}
+
+    def cache_put(self, entries: Sequence[CachedSample]) -> None:
+        """Store samples; a sample already cached (by another worker, say) is kept as it is."""
+        self.write(cache=entries)
+
+    def _insert_cache(self, conn: Connection, entries: Sequence[CachedSample]) -> None:
+        unique = {(e.key, e.sample): e for e in reversed(list(entries))}  # first entry wins
+        if not unique:
+            return
+        now = utcnow()
+        rows = [{**{f: getattr(e, f) for f in _SAMPLE_FIELDS}, "text": _clean(e.text), "created_at": now}
+                for _, e in sorted(unique.items())]
+        conn.execute(self._upsert(_cache).on_conflict_do_nothing(), rows)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self._shown!r})"
+
+    def _create_engine(self, memory: bool):
+        kw: dict[str, Any] = {}
+        if self.dialect == "sqlite":
+            kw["connect_args"] = {"check_same_thread": False, "timeout": _BUSY_TIMEOUT_MS / 1000}
+            if memory:
+                kw["poolclass"] = StaticPool
+            elif self.url.database:
+                try:
+                    Path(self.url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise ConfigError(f"database {self._shown}: cannot create its directory: {exc}") from exc
+        else:
+            kw["pool_pre_ping"] = True  # a worker outlives server restarts and idle-connection reaping
+            if "connect_timeout" not in self.url.query:
+                kw["connect_args"] = {"connect_timeout": 10}
+        try:
+            engine = create_engine(self.url, **kw)
+        except ModuleNotFoundError as exc:
+            raise MissingDependency(f"the database URL {self._shown}", "postgres") from exc
+        except ArgumentError as exc:
+            raise ConfigError(f"database URL {self._shown}: {exc}; {_URL_HELP}") from exc
+        if self.dialect == "sqlite":
+            _sqlite_hooks(engine, wal=not memory)
+        return engine
+
+    def _create_tables(self) -> None:
+        for attempt in range(5):
+            try:
+                Base.metadata.create_all(self.engine)
+                return
+            except OperationalError as exc:
+                raise ConfigError(
+                    f"cannot open the database {self._shown}: {_reason(exc)}; check that the server is "
+                    f"running and the URL (--db or {DB_URL_ENV}) is right, or {_URL_HELP}"
+                ) from exc
+            except (IntegrityError, ProgrammingError) as exc:
+                # Workers starting together race to create the tables on PostgreSQL; the loser retries.
+                if attempt == 4:
+                    raise ConfigError(f"cannot create the tables in {self._shown}: {_reason(exc)}") from exc
+                time.sleep(0.05 * (attempt + 1))
+            except SQLAlchemyError as exc:
+                raise ConfigError(f"cannot open the database {self._shown}: {_reason(exc)}") from exc
+
+    @contextlib.contextmanager
+    def _tx(self, action: str, *, write: bool = True) -> Iterator[Connection]:
+        with self._lock:
+            try:
+                with (self.engine if write else self._reader).begin() as conn:
+                    yield conn
+            except _NoSuchRun as exc:
+                raise RunFailed(f"store {self._shown}: no run '{exc.args[0]}' to finish (was it started in another database?)") from None
+            except SQLAlchemyError as exc:
+                hint = ""
+                if "database is locked" in str(exc):
+                    hint = (f"; another process held the SQLite write lock for over {_BUSY_TIMEOUT_MS // 1000} s:"
+                            " for many concurrent workers use PostgreSQL (postgresql+psycopg://...)")
+                raise RunFailed(f"store {self._shown}: {action} failed: {_reason(exc)}{hint}") from exc
+
+
+class _NoSuchRun(Exception):
+    pass
+
+
+def _sqlite_hooks(engine, *, wal: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record) -> None:
+        # Take BEGIN away from the sqlite3 module so _on_begin decides how each transaction starts.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+            if wal:
+                # WAL lets readers run beside the one writer; NORMAL is durable enough under WAL.
+                cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+        finally:
+            cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # A deferred transaction that turns into a write fails at once with "database is locked"
+        # when another process writes; BEGIN IMMEDIATE takes the lock up front, so busy_timeout waits.
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("archon_read") else "BEGIN IMMEDIATE")
+
+
+_SECRET_IN_URL = re.compile(r"(://[^:/@]*:)[^@/]*@")
+
+
+def _parse_url(target: str | os.PathLike[str]) -> URL:
+    raw = os.fspath(target)
+    if not raw.strip():
+        raise ConfigError(f"the database URL is empty; {_URL_HELP}, or unset {DB_URL_ENV}")
+    if "://" not in raw:
+        return URL.create("sqlite", database=os.path.expanduser(raw))
+    try:
+        url = make_url(raw)
+    except ArgumentError as exc:
+        shown = _SECRET_IN_URL.sub(r"\1***@", raw)
+        raise ConfigError(f"'{shown}' is not a database URL; {_URL_HELP}") from exc
+    # psycopg 3 is the driver Archon installs; the bare scheme would look for psycopg2.
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    return url
+
+
+_SAMPLE_FIELDS = tuple(f.name for f in fields(CachedSample))
+_CALL_FIELDS = ("id", "run_id", "node_id", "backend", "model", "n", "prompt_tokens", "completion_tokens",
+                "cost_usd", "saved_usd", "latency_ms", "status", "error", "attempts", "cached", "trial",
+                "created_at")
+
+
+def _call_dict(row: Any) -> dict[str, Any]:
+    out = {name: row[name] for name in _CALL_FIELDS}
+    out["cached"] = bool(out["cached"])
+    out["created_at"] = _iso(out["created_at"])
+    return out
+
+
+def _run_dict(row: Any) -> dict[str, Any]:
+    calls = int(row["calls"])
+    cost = row["cost_usd"]
+    return {
+        "id": row["id"], "pipeline": row["pipeline"], "status": row["status"], "calls": calls,
+        "prompt_tokens": int(row["prompt_tokens"]), "completion_tokens": int(row["completion_tokens"]),
+        # A run without calls cost nothing; NULL is kept for "some calls, no known price".
+        "cost_usd": float(cost) if cost is not None else (0.0 if calls == 0 else None),
+        "started_at": _iso(row["started_at"]), "finished_at": _iso(row["finished_at"]),
+        "trial": row["trial"], "error": row["error"], "output": row["output"],
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _clean(text: str | None) -> str | None:
+    # PostgreSQL text cannot hold NUL; replacing it everywhere keeps both databases identical.
+    if text is None or "\x00" not in text:
+        return text
+    return text.replace("\x00", "\ufffd")
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    """The driver's own message, first line only: SQLAlchemy appends the SQL and a docs link."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig) if orig is not None else str(exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__

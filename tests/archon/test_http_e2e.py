@@ -1,0 +1,168 @@
+"""The command line against a real OpenAI-compatible server on 127.0.0.1 (started by the test)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from backends.fake_server import FakeOpenAIServer
+from tests.conftest import EXAMPLES, write
+
+
+def reply(prompt: str, k: int) -> str:
+    if "Ranking:" in prompt:
+        return "[2] > [1] > [3]"
+    if "Candidate responses" in prompt:
+        return "The fused answer is 4."
+    return f"draft {k}: 4"
+
+
+@pytest.fixture
+def server():
+    with FakeOpenAIServer(reply=reply) as srv:
+        yield srv
+
+
+def archon(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    full = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "archon", *args], capture_output=True, text=True, env=full, timeout=timeout)
+
+
+def srf_env(srv, tmp_path) -> dict:
+    return {"ARCHON_BASE_URL": srv.base_url, "FAST_API_KEY": "sk-test", "ARCHON_DB_URL": f"sqlite:///{tmp_path / 'e2e.db'}"}
+
+
+def test_sample_rank_fuse_example_prints_fused_answer_and_logs_calls(server, tmp_path):
+    env = srf_env(server, tmp_path)
+    out = archon("run", str(EXAMPLES / "sample-rank-fuse.yaml"), "--input", "What is 2+2?", env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "The fused answer is 4."
+    assert server.requests == 3  # one request with n=8, one ranking, one fusion
+
+    calls = json.loads(archon("calls", "--json", env=env).stdout)
+    assert [c["node_id"] for c in calls] == ["draft", "top", "answer"]
+    for c in calls:
+        for key in ("id", "run_id", "node_id", "backend", "model", "prompt_tokens", "completion_tokens", "cost_usd",
+                    "latency_ms", "status", "error", "attempts", "cached", "trial", "created_at"):
+            assert key in c
+        assert c["status"] == "ok" and c["prompt_tokens"] > 0 and c["completion_tokens"] > 0 and c["latency_ms"] > 0
+        assert c["backend"] == "fast" and c["cached"] is False and c["attempts"] == 1
+    assert calls[0]["model"] == "qwen2.5-7b" and calls[2]["model"] == "qwen2.5-72b"
+
+    (run,) = json.loads(archon("runs", "--json", env=env).stdout)
+    assert run["status"] == "ok" and run["calls"] == 3
+    assert run["prompt_tokens"] == sum(c["prompt_tokens"] for c in calls)
+    assert run["completion_tokens"] == sum(c["completion_tokens"] for c in calls)
+
+
+def test_cost_comes_from_the_pricing_table(server, tmp_path):
+    prices = write(tmp_path, "prices.yaml", "fast/qwen2.5-7b: {input: 1.0, output: 2.0}\nfast/qwen2.5-72b: {input: 10.0, output: 20.0}\n")
+    env = {**srf_env(server, tmp_path), "ARCHON_PRICING": str(prices)}
+    assert archon("run", str(EXAMPLES / "sample-rank-fuse.yaml"), "--input", "q", env=env).returncode == 0
+    calls = json.loads(archon("calls", "--json", env=env).stdout)
+    c = calls[0]
+    assert c["cost_usd"] == pytest.approx((c["prompt_tokens"] * 1.0 + c["completion_tokens"] * 2.0) / 1e6)
+    (run,) = json.loads(archon("runs", "--json", env=env).stdout)
+    assert run["cost_usd"] == pytest.approx(sum(c["cost_usd"] for c in calls))
+
+
+def test_second_identical_run_issues_no_request(server, tmp_path):
+    env = srf_env(server, tmp_path)
+    first = archon("run", str(EXAMPLES / "sample-rank-fuse.yaml"), "--input", "same", "--json", env=env)
+    assert first.returncode == 0, first.stderr
+    n = server.requests
+    second = archon("run", str(EXAMPLES / "sample-rank-fuse.yaml"), "--input", "same", "--json", env=env)
+    assert server.requests == n
+    res = json.loads(second.stdout)
+    assert res["output"] == json.loads(first.stdout)["output"]
+    calls = json.loads(archon("calls", "--run", res["run_id"], "--json", env=env).stdout)
+    assert len(calls) == 3 and all(c["cached"] for c in calls)
+    nocache = archon("run", str(EXAMPLES / "sample-rank-fuse.yaml"), "--input", "same", "--no-cache", env=env)
+    assert nocache.returncode == 0 and server.requests == n + 3
+
+
+ONE_CALL = """
+backends:
+  fast:
+    base_url: ${ARCHON_BASE_URL}
+    api_key_env: FAST_API_KEY
+    timeout: TIMEOUT
+    max_retries: RETRIES
+nodes:
+  - id: ask
+    op: generate
+    model: fast/m
+"""
+
+
+def one_call(tmp_path, timeout=10, retries=4):
+    return write(tmp_path, "one.yaml", ONE_CALL.replace("TIMEOUT", str(timeout)).replace("RETRIES", str(retries)))
+
+
+def test_429_with_retry_after_twice_then_success(server, tmp_path):
+    env = srf_env(server, tmp_path)
+    server.fail_next(429, times=2, retry_after=0.2)
+    start = time.monotonic()
+    out = archon("run", str(one_call(tmp_path)), "--input", "q", env=env)
+    assert out.returncode == 0, out.stderr
+    assert time.monotonic() - start >= 0.4  # both waits honoured
+    (c,) = json.loads(archon("calls", "--json", env=env).stdout)
+    assert c["attempts"] == 3 and c["status"] == "ok"
+
+
+def test_500_then_success(server, tmp_path):
+    env = srf_env(server, tmp_path)
+    server.fail_next(500, times=1)
+    out = archon("run", str(one_call(tmp_path)), "--input", "q", env=env)
+    assert out.returncode == 0, out.stderr
+    (c,) = json.loads(archon("calls", "--json", env=env).stdout)
+    assert c["attempts"] == 2
+
+
+def test_401_exits_1_fast_naming_the_key_variable(server, tmp_path):
+    env = srf_env(server, tmp_path)
+    server.fail_next(401, times=1)
+    start = time.monotonic()
+    out = archon("run", str(one_call(tmp_path)), "--input", "q", env=env)
+    assert out.returncode == 1
+    assert "FAST_API_KEY" in out.stderr and "Traceback" not in out.stderr
+    assert server.requests == 1  # no retry
+    (c,) = json.loads(archon("calls", "--json", env=env).stdout)
+    assert c["status"] == "error" and c["attempts"] == 1
+    # the CLI's own start-up is excluded by timing a second, warm call in the library
+    assert time.monotonic() - start < 10
+
+
+def test_missing_key_is_a_usage_error(server, tmp_path):
+    env = {**srf_env(server, tmp_path)}
+    env.pop("FAST_API_KEY")
+    full = {k: v for k, v in os.environ.items() if k != "FAST_API_KEY"}
+    out = subprocess.run([sys.executable, "-m", "archon", "run", str(one_call(tmp_path)), "--input", "q"],
+                         capture_output=True, text=True, env={**full, **env})
+    assert out.returncode == 2 and "FAST_API_KEY" in out.stderr and server.requests == 0
+
+
+def test_server_that_never_answers_times_out_naming_the_call(server, tmp_path):
+    env = srf_env(server, tmp_path)
+    server.hang_next(times=5)
+    start = time.monotonic()
+    out = archon("run", str(one_call(tmp_path, timeout=0.5, retries=0)), "--input", "q", env=env)
+    assert out.returncode == 1
+    assert time.monotonic() - start < 15
+    assert "node 'ask'" in out.stderr and "fast" in out.stderr and "0.5" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_non_json_200_is_a_per_call_error(server, tmp_path):
+    env = srf_env(server, tmp_path)
+    server.garbage_next(times=1)
+    out = archon("run", str(one_call(tmp_path)), "--input", "q", env=env)
+    assert out.returncode == 1
+    assert "node 'ask'" in out.stderr and "JSON" in out.stderr and "Traceback" not in out.stderr
+    (c,) = json.loads(archon("calls", "--json", env=env).stdout)
+    assert c["status"] == "error" and "JSON" in c["error"]

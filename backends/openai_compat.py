@@ -99,6 +99,9 @@ class OpenAIBackend:
             for key in keys
         ]
         self._current = 0
+        # Learned on the first multi-sample call: a server that ignores ``n`` gets n parallel
+        # requests from then on, rather than one request and then the rest (an extra round trip).
+        self._ignores_n = False
 
     def __repr__(self) -> str:
         return f"OpenAIBackend({self.name!r}, base_url={self.spec.base_url!r}, keys={len(self._clients)})"
@@ -109,12 +112,18 @@ class OpenAIBackend:
     async def complete(self, request: CompletionRequest) -> Completion:
         started = time.perf_counter()
         n = request.n
-        body = await self._post(request, n)
-        samples = self._read(body, request)[:n]
-        usage = self._usage(body)
-        missing = n - len(samples)
+        if self._ignores_n and n > 1:
+            samples, usage = [], Usage()
+            missing = n
+        else:
+            body = await self._post(request, n)
+            samples = self._read(body, request)[:n]
+            usage = self._usage(body)
+            missing = n - len(samples)
+            if missing > 0 and len(samples) == 1:
+                self._ignores_n = True
         if missing > 0:
-            # Some servers ignore ``n`` and answer once; ask again for the rest, all at once.
+            # The server ignores ``n`` and answers once; ask for the rest, all at once.
             extra = await asyncio.gather(*(self._post(request, 1) for _ in range(missing)),
                                          return_exceptions=True)
             for result in extra:

@@ -46,16 +46,20 @@ def server_span(srv: FakeOpenAIServer) -> tuple[float, int]:
     return max(e.end for e in log) - min(e.start for e in log), len(log)
 
 
-async def archon_once(srv: FakeOpenAIServer, db: str, query: str) -> tuple[float, float, int]:
+async def archon_once(srv: FakeOpenAIServer, runtime: Runtime, query: str) -> tuple[float, float, int]:
     srv.reset()
-    runtime = Runtime({"srv": BackendSpec(base_url=srv.base_url, max_concurrency=32)}, store=db, use_cache=False)
     cp = CompiledPipeline(pipeline().build())
     start = time.perf_counter()
     await cp.run(query, runtime)
     wall = time.perf_counter() - start
-    await runtime.aclose()
     span, n = server_span(srv)
     return span, wall, n
+
+
+def runtime_for(srv: FakeOpenAIServer, db: str) -> Runtime:
+    # One runtime per server, as in `archon eval` or `archon serve`: the warm-up run also teaches the
+    # backend whether the server honours `n`.
+    return Runtime({"srv": BackendSpec(base_url=srv.base_url, max_concurrency=32)}, store=db, use_cache=False)
 
 
 async def sequential_once(srv: FakeOpenAIServer, query: str) -> tuple[float, float, int]:
@@ -85,13 +89,18 @@ async def main() -> None:
     db = os.path.join(tempfile.mkdtemp(), "bench.db")
     results = {}
     with FakeOpenAIServer(reply=reply, delay=args.delay) as srv:
-        await archon_once(srv, db, "warm-up")
-        rows = [await archon_once(srv, db, f"question {i}") for i in range(args.repeats)]
+        runtime = runtime_for(srv, db)
+        await archon_once(srv, runtime, "warm-up")
+        rows = [await archon_once(srv, runtime, f"question {i}") for i in range(args.repeats)]
+        await runtime.aclose()
         results["archon"] = _summary(rows)
         rows = [await sequential_once(srv, f"question {i}") for i in range(args.repeats)]
         results["sequential"] = _summary(rows)
     with FakeOpenAIServer(reply=reply, delay=args.delay, honor_n=False) as srv:
-        rows = [await archon_once(srv, db, f"question {i}") for i in range(args.repeats)]
+        runtime = runtime_for(srv, db)
+        await archon_once(srv, runtime, "warm-up")
+        rows = [await archon_once(srv, runtime, f"question {i}") for i in range(args.repeats)]
+        await runtime.aclose()
         results["archon_server_ignores_n"] = _summary(rows)
     results["delay_s"] = args.delay
     results["speedup"] = results["sequential"]["server_time_s"] / results["archon"]["server_time_s"]

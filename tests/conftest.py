@@ -19,7 +19,6 @@ for _var in ("OPENAI_API_KEY", "TOGETHER_API_KEY", "GROQ_API_KEY", "OPENROUTER_A
 def _isolated_db(tmp_path, monkeypatch):
     """Every test gets its own default database, never ./archon.db."""
     monkeypatch.setenv("ARCHON_DB_URL", f"sqlite:///{tmp_path / 'archon.db'}")
-    monkeypatch.setenv("ARCHON_CACHE_DIR", os.environ.get("ARCHON_CACHE_DIR", str(Path.home() / ".cache" / "archon")))
     yield
 
 

@@ -166,3 +166,20 @@ def test_non_json_200_is_a_per_call_error(server, tmp_path):
     assert "node 'ask'" in out.stderr and "JSON" in out.stderr and "Traceback" not in out.stderr
     (c,) = json.loads(archon("calls", "--json", env=env).stdout)
     assert c["status"] == "error" and "JSON" in c["error"]
+
+
+@pytest.mark.local_model
+def test_quickstart_runs_on_the_embedded_model(tmp_path):
+    """The README's quick start, on the real embedded model: no key, no network."""
+    pytest.importorskip("llama_cpp", reason="needs the 'local' extra: pip install 'archon-llm[local]'")
+    env = {"ARCHON_DB_URL": f"sqlite:///{tmp_path / 'q.db'}"}
+    out = archon("run", str(EXAMPLES / "quickstart.yaml"), "--input", "def fibonacci(n):", env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip(), "the model produced no text"
+    (c,) = json.loads(archon("calls", "--json", env=env).stdout)
+    assert c["backend"] == "local" and c["model"] == "gemma-3-270m"
+    assert c["completion_tokens"] > 0 and c["cost_usd"] == 0 and c["status"] == "ok"
+    # the same run again is replayed from the cache
+    again = archon("run", str(EXAMPLES / "quickstart.yaml"), "--input", "def fibonacci(n):", env=env, timeout=300)
+    assert again.stdout == out.stdout
+    assert json.loads(archon("calls", "--json", env=env).stdout)[-1]["cached"] is True

@@ -111,6 +111,14 @@ async def test_server_ignoring_n_gets_parallel_requests(backend, srv):
     assert out.usage.prompt_tokens == 4 * words(req.prompt_text())  # usage summed over the requests
     assert elapsed < 0.2 * 3, "the missing samples should be asked for in parallel"
 
+    # Learned: the next multi-sample call goes out as n parallel requests at once (one round trip).
+    srv.reset()
+    started = time.monotonic()
+    out = await backend.complete(chat("another question", samples=(0, 1, 2, 3)))
+    assert len(out.texts) == 4 and srv.requests == 4
+    assert [e.body.get("n", 1) for e in srv.log] == [1, 1, 1, 1]
+    assert time.monotonic() - started < 0.2 * 2
+
 
 async def test_stop_is_sent_and_honoured(backend, srv):
     srv.reply = lambda prompt, i: "alpha beta END gamma"

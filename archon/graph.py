@@ -46,6 +46,14 @@ def check_graph(spec: PipelineSpec, *, check_backends: bool = True) -> None:
                 problems.append(f"{src}: node '{node.id}': field 'inputs': no node '{inp}'.{suggest(inp, ids)} Nodes: {', '.join(ids)}")
             elif inp == node.id:
                 problems.append(f"{src}: node '{node.id}': field 'inputs': a node cannot read itself.")
+    by_id = {n.id: n for n in spec.nodes}
+    for node in spec.nodes:
+        for ref in node.config.node_refs():
+            target = by_id.get(ref)
+            if target is None:
+                problems.append(f"{src}: node '{node.id}': no node '{ref}'.{suggest(ref, ids)} Nodes: {', '.join(ids)}")
+            elif node.id not in target.inputs:
+                problems.append(f"{src}: node '{ref}': a branch of route '{node.id}' must list it in 'inputs' (inputs: [{node.id}]).")
     backends = set(PRESETS) | set(spec.backends)
     for node in spec.nodes:
         for ref in node.config.model_refs():
@@ -105,8 +113,15 @@ def _merge(left: dict, right: dict) -> dict:
     return {**left, **right}
 
 
+def _union(left: frozenset, right: frozenset) -> frozenset:
+    return left | right
+
+
 class _State(TypedDict):
     results: Annotated[dict[str, Any], _merge]
+    # Nodes that do not run in this query: branches a route did not choose, and nodes that read
+    # only skipped nodes. A skipped node outputs nothing and calls no model.
+    skipped: Annotated[frozenset, _union]
 
 
 def compile_graph(spec: PipelineSpec, operators: dict[str, Any]) -> Any:
@@ -134,11 +149,19 @@ def compile_graph(spec: PipelineSpec, operators: dict[str, Any]) -> Any:
 def _node_fn(node_id: str, inputs: tuple[str, ...], op: Any):
     from langchain_core.runnables import RunnableConfig
 
+    branches = list(getattr(op.config, "branches", ()) or ())
+
     async def run_node(state: _State, config: RunnableConfig) -> dict:
         conf = config["configurable"]
         results = state["results"]
-        cands = [c for i in inputs for c in results[i]]
+        skipped = state.get("skipped") or frozenset()
+        if node_id in skipped or (inputs and all(i in skipped for i in inputs)):
+            return {"results": {node_id: []}, "skipped": frozenset([node_id])}
+        cands = [c for i in inputs if i not in skipped for c in results[i]]
         out = await op(cands, conf["query"], conf["ctx"].for_node(node_id))
+        chosen = getattr(out, "branch", None)
+        if chosen is not None:
+            return {"results": {node_id: list(out)}, "skipped": frozenset(b for b in branches if b != chosen)}
         return {"results": {node_id: out}}
 
     run_node.__name__ = f"node_{node_id}"

@@ -19,6 +19,11 @@ _BUILTIN_OPERATORS = {
     "ensemble": "operators.generate:Ensemble",
     "rank": "operators.rank:Rank",
     "fuse": "operators.fuse:Fuse",
+    "critique": "operators.critique:Critique",
+    "verify": "operators.verify:Verify",
+    "vote": "operators.vote:Vote",
+    "route": "operators.route:Route",
+    "merge": "operators.route:Merge",
 }
 _BUILTIN_BACKENDS = {
     "openai": "backends.openai_compat:OpenAIBackend",

@@ -34,7 +34,7 @@ class CompiledPipeline:
         start = time.perf_counter()
         try:
             state = await self.graph.ainvoke(
-                {"results": {}}, config={"configurable": {"ctx": ctx, "query": q}, "recursion_limit": 10_000}
+                {"results": {}, "skipped": frozenset()}, config={"configurable": {"ctx": ctx, "query": q}, "recursion_limit": 10_000}
             )
             results = state["results"]
             final = results.get(self.spec.output) or []

@@ -30,6 +30,10 @@ class OpConfig(BaseModel):
         """The "<backend>/<model>" references this node calls (used to check and resolve backends)."""
         return []
 
+    def node_refs(self) -> list[str]:
+        """Other node ids named in the settings (e.g. a route's branches), checked like inputs."""
+        return []
+
 
 class ModelCallConfig(OpConfig):
     """Settings shared by operators that call a model."""

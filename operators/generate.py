@@ -12,14 +12,16 @@ from archon.types import Candidate, Query
 from operators.base import ModelCallConfig, Operator, build_request, render
 
 DEFAULT_PROMPT = "{query}"
+CONTEXT_PROMPT = "{context}\n\n{query}"
 
 
 class GenerateConfig(ModelCallConfig):
     model: str | list[str] = Field(..., description="'<backend>/<model>', or a list of them (an ensemble: each model samples).")
     samples: int = Field(1, ge=1, le=256, description="Completions per model.")
-    prompt: str = Field(
-        DEFAULT_PROMPT,
-        description="Prompt template. {query} is the query; {context} is the input candidates' text (when the node has inputs).",
+    prompt: str | None = Field(
+        None,
+        description="Prompt template: {query} is the query, {context} the input candidates' texts. Default: '{query}', "
+        "or '{context}\n\n{query}' when the node has inputs. Inputs reach the prompt only through {context}.",
     )
 
     @field_validator("model")
@@ -50,9 +52,8 @@ class Generate(Operator):
     async def __call__(self, inputs: list[Candidate], query: Query, ctx) -> list[Candidate]:
         cfg: GenerateConfig = self.config
         context = "\n\n".join(c.text for c in inputs)
-        prompt = render(cfg.prompt, query=query.text, context=context)
-        if inputs and "{context}" not in cfg.prompt:
-            prompt = f"{context}\n\n{prompt}"
+        template = cfg.prompt or (CONTEXT_PROMPT if inputs else DEFAULT_PROMPT)
+        prompt = render(template, query=query.text, context=context)
         samples = tuple(range(cfg.samples))
         models = cfg.models()
         completions = await asyncio.gather(*(ctx.complete(m, build_request(cfg, m, prompt, samples=samples)) for m in models))

@@ -1,0 +1,143 @@
+"""route: estimate how hard the query is, then run only the branch for that difficulty band.
+
+The signal is a confidence in [0, 1] (higher = easier). ``thresholds`` cut it into bands and
+``branches`` names one node per band, hardest first: with thresholds [0.5, 0.8] and branches
+[hard, medium, easy], a confidence of 0.6 runs ``medium``. The other branches (and whatever
+depends only on them) are skipped and spend nothing. The cheap samples taken to measure
+agreement are the route's output, so the chosen branch can reuse them.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Route", "RouteConfig", "Routed", "Merge", "MergeConfig"]
+
+import asyncio
+import bisect
+import re
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from archon.types import Candidate, Query
+from operators.answers import extract
+from operators.base import ModelCallConfig, OpConfig, Operator, build_request, render
+from operators.verify import parse_verdict
+from operators.vote import tally
+
+RATING_PROMPT = """How hard is the following question to answer correctly? Reply with one number from 0 (very hard, likely to be answered wrongly) to 10 (trivial).
+
+Question:
+{query}
+
+Difficulty rating (0-10):"""
+
+
+class Routed(list):
+    """Candidates plus the branch chosen for them (what a routing operator returns)."""
+
+    def __init__(self, candidates: list[Candidate], branch: str):
+        super().__init__(candidates)
+        self.branch = branch
+
+
+class RouteConfig(ModelCallConfig):
+    signal: Literal["agreement", "self_rating", "verifier"] = Field(
+        "agreement",
+        description="agreement: share of the majority answer among cheap samples; self_rating: the model rates the "
+        "query 0-10; verifier: share of cheap samples the model verifies as correct.",
+    )
+    model: str = Field(..., description="'<backend>/<model>' used to measure the signal (a cheap model).")
+    samples: int = Field(5, ge=1, le=64, description="Cheap samples (agreement, verifier).")
+    temperature: float = Field(0.8, ge=0, le=2, description="Temperature of the cheap samples.")
+    extractor: Literal["last_number", "boxed", "choice", "regex", "text"] = Field(
+        "last_number", description="How to read each cheap sample's answer (agreement)."
+    )
+    pattern: str | None = Field(None, description="Regular expression for extractor 'regex'.")
+    prompt: str = Field("{query}", description="Template of the cheap samples: {query}.")
+    thresholds: list[float] = Field(..., min_length=1, description="Ascending cut points in [0, 1] between bands.")
+    branches: list[str] = Field(..., min_length=2, description="Node ids, one per band, hardest (lowest confidence) first.")
+
+    @model_validator(mode="after")
+    def _bands(self):
+        if len(self.branches) != len(self.thresholds) + 1:
+            raise ValueError(f"{len(self.thresholds)} thresholds make {len(self.thresholds) + 1} bands: give that many branches")
+        if list(self.thresholds) != sorted(self.thresholds) or not all(0 <= t <= 1 for t in self.thresholds):
+            raise ValueError("thresholds must be ascending numbers between 0 and 1")
+        if len(set(self.branches)) != len(self.branches):
+            raise ValueError("branches must be distinct node ids")
+        return self
+
+    def model_refs(self) -> list[str]:
+        return [self.model]
+
+    def node_refs(self) -> list[str]:
+        return list(self.branches)
+
+
+class Route(Operator):
+    """Measures a confidence signal and picks one branch; the others never run.
+
+    Cost: agreement: one request for ``samples`` cheap samples; self_rating: one call; verifier:
+    the samples plus one verification per sample. Fallback: a signal that cannot be read (no
+    answer extracted, no rating) counts as confidence 0, i.e. the hardest branch, and says so in a note.
+    """
+
+    kind = "route"
+    Config = RouteConfig
+    summary = "Estimate difficulty from a cheap signal; run only the branch for its band."
+
+    async def __call__(self, inputs: list[Candidate], query: Query, ctx) -> Routed:
+        cfg: RouteConfig = self.config
+        samples: list[Candidate] = []
+        note = None
+        if cfg.signal == "self_rating":
+            comp = await ctx.complete(cfg.model, build_request(cfg, cfg.model, render(RATING_PROMPT, query=query.text), temperature=0.0))
+            m = re.search(r"\d+(?:\.\d+)?", comp.texts[0])
+            confidence = min(float(m.group()), 10.0) / 10 if m else 0.0
+            if not m:
+                note = f"route fallback: no rating in the reply ({comp.texts[0].strip()[:60]!r}); took the hardest branch"
+        else:
+            prompt = render(cfg.prompt, query=query.text)
+            comp = await ctx.complete(cfg.model, build_request(cfg, cfg.model, prompt, samples=range(cfg.samples)))
+            samples = [Candidate(text=t, node=self.node_id, model=cfg.model, sample=k, usage=u)
+                       for k, (t, u) in enumerate(zip(comp.texts, comp.usage.split(len(comp.texts))))]
+            if cfg.signal == "agreement":
+                groups = tally([extract(c.text, cfg.extractor, cfg.pattern) for c in samples])
+                confidence = len(groups[0][1]) / len(samples) if groups else 0.0
+                if not groups:
+                    note = "route fallback: no answer found in the cheap samples; took the hardest branch"
+            else:
+                confidence = await self._verified_share(samples, query, ctx)
+        band = bisect.bisect_right(cfg.thresholds, confidence)
+        branch = cfg.branches[band]
+        info = {"signal": cfg.signal, "confidence": round(confidence, 4), "branch": branch}
+        out = [c.evolve(meta={**c.meta, "route": info}) for c in samples]
+        if note:
+            out = [c.noted(note) for c in out]
+        return Routed(out, branch)
+
+    async def _verified_share(self, samples: list[Candidate], query: Query, ctx) -> float:
+        from operators.verify import DEFAULT_PROMPT
+
+        cfg: RouteConfig = self.config
+        comps = await asyncio.gather(*(
+            ctx.complete(cfg.model, build_request(cfg, cfg.model, render(DEFAULT_PROMPT, query=query.text, candidate=c.text), temperature=0.0))
+            for c in samples
+        ))
+        return sum(bool(parse_verdict(c.texts[0])) for c in comps) / len(samples)
+
+
+class MergeConfig(OpConfig):
+    top_k: int | None = Field(None, ge=1, description="Keep at most this many (in input order); default all.")
+
+
+class Merge(Operator):
+    """Passes on the candidates of its inputs that ran (the join after a route). No model call."""
+
+    kind = "merge"
+    Config = MergeConfig
+    summary = "Join: pass on the candidates of whichever inputs ran (e.g. after a route)."
+
+    async def __call__(self, inputs: list[Candidate], query: Query, ctx) -> list[Candidate]:
+        k = self.config.top_k
+        return list(inputs if k is None else inputs[:k])

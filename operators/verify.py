@@ -1,0 +1,91 @@
+"""verify: an LLM verifier reasons about each candidate, then gives a verdict; keep the verified."""
+
+from __future__ import annotations
+
+__all__ = ["Verify", "VerifyConfig", "parse_verdict"]
+
+import asyncio
+import re
+
+from pydantic import Field
+
+from archon.types import Candidate, Query
+from operators.base import ModelCallConfig, Operator, build_request, render
+
+DEFAULT_PROMPT = """Check whether the response correctly and completely answers the query. Reason step by step about its correctness first. Then, on the last line, write exactly "Verdict: correct" or "Verdict: incorrect".
+
+Query:
+{query}
+
+Response:
+{candidate}
+
+Reasoning:"""
+
+_VERDICT = re.compile(
+    r"verdict\W{0,6}(correct|incorrect|wrong|right|yes|no|true|false|pass(?:ed)?|fail(?:ed)?|valid|invalid)", re.IGNORECASE
+)
+_POSITIVE = {"correct", "right", "yes", "true", "pass", "passed", "valid"}
+
+
+def parse_verdict(text: str) -> bool | None:
+    """True/False from the last "Verdict: ..." in the reply; None when there is none."""
+    found = _VERDICT.findall(text)
+    if not found:
+        return None
+    return found[-1].lower() in _POSITIVE
+
+
+class VerifyConfig(ModelCallConfig):
+    model: str = Field(..., description="'<backend>/<model>' of the verifier.")
+    first_k: int | None = Field(
+        None, ge=1, description="Stop once this many candidates are verified (checked in input order, 'batch' at a time)."
+    )
+    batch: int = Field(4, ge=1, description="Candidates verified concurrently per wave (with first_k: the most wasted calls).")
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature of the verifier.")
+    max_tokens: int = Field(512, ge=1, description="Most tokens in the verifier's reasoning and verdict.")
+    prompt: str = Field(DEFAULT_PROMPT, description="Template: {query}, {candidate}.")
+
+    def model_refs(self) -> list[str]:
+        return [self.model]
+
+
+class Verify(Operator):
+    """Keeps the candidates the verifier judges correct, in input order.
+
+    Cost: one call per candidate checked; with ``first_k``, waves of ``batch`` stop once enough
+    passed. Fallback: when none passes, all candidates are kept, marked unverified (``meta.verified``
+    False) with a note; a reply without a verdict counts as not verified and says so in a note.
+    """
+
+    kind = "verify"
+    Config = VerifyConfig
+    summary = "An LLM verifier reasons, then gives a verdict per candidate; keep the verified ones."
+
+    async def __call__(self, inputs: list[Candidate], query: Query, ctx) -> list[Candidate]:
+        cfg: VerifyConfig = self.config
+        checked: list[Candidate] = []
+        passed = 0
+        for start in range(0, len(inputs), cfg.batch):
+            wave = inputs[start : start + cfg.batch]
+            comps = await asyncio.gather(*(
+                ctx.complete(cfg.model, build_request(cfg, cfg.model, render(cfg.prompt, query=query.text, candidate=c.text)))
+                for c in wave
+            ))
+            for c, comp in zip(wave, comps):
+                verdict = parse_verdict(comp.texts[0])
+                c = c.evolve(meta={**c.meta, "verified": bool(verdict), "verification": comp.texts[0].strip()})
+                if verdict is None:
+                    c = c.noted("verify: no verdict found in the verifier's reply; counted as not verified")
+                passed += bool(verdict)
+                checked.append(c)
+            if cfg.first_k is not None and passed >= cfg.first_k:
+                break
+        kept = [c for c in checked if c.meta["verified"]]
+        if cfg.first_k is not None:
+            kept = kept[: cfg.first_k]
+        if kept:
+            return kept
+        note = "verify fallback: no candidate was verified; all kept, unverified"
+        unchecked = inputs[len(checked):]
+        return [c.noted(note) for c in checked] + [c.evolve(meta={**c.meta, "verified": False}).noted(note) for c in unchecked]

@@ -1,0 +1,89 @@
+"""Every operator once through a real OpenAI-compatible HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from archon import CompiledPipeline, Pipeline, Runtime
+from backends.fake_server import FakeOpenAIServer
+from backends.presets import BackendSpec
+
+
+def reply(prompt: str, k: int) -> str:
+    if "Ranking:" in prompt:
+        return "[2] > [1]"
+    if "Reviews:" in prompt:
+        return "[1]\nStrengths: fine\n[2]\nWeaknesses: none"
+    if "Strengths and weaknesses:" in prompt:
+        return "Strengths: clear. Weaknesses: none."
+    if "Verdict" in prompt:
+        return "Looks right.\nVerdict: correct"
+    if "Difficulty rating" in prompt:
+        return "9"
+    if "Candidate responses" in prompt:
+        return "fused: 7"
+    return f"the answer is {7 if k % 2 == 0 else 8}"
+
+
+@pytest.fixture(scope="module")
+def server():
+    with FakeOpenAIServer(reply=reply) as srv:
+        yield srv
+
+
+def pipeline(op: str) -> Pipeline:
+    p = Pipeline(op)
+    if op == "ensemble":
+        p.add("out", "ensemble", model=["srv/a", "srv/b"], samples=2)
+        return p
+    if op == "route":
+        p.add("gauge", "route", model="srv/cheap", samples=3, thresholds=[0.9], branches=["strong", "cheap"])
+        p.add("strong", "generate", inputs="gauge", model="srv/strong", prompt="{query}")
+        p.add("cheap", "vote", inputs="gauge")
+        p.add("out", "merge", inputs=["strong", "cheap"])
+        return p
+    d = p.add("draft", "generate", model="srv/m", samples=3)
+    settings = {
+        "generate": {},
+        "rank": {"model": "srv/m", "top_k": 1},
+        "fuse": {"model": "srv/m"},
+        "critique": {"model": "srv/m"},
+        "verify": {"model": "srv/m", "first_k": 1},
+        "vote": {},
+        "merge": {"top_k": 2},
+    }[op]
+    if op == "generate":
+        return p
+    p.add("out", op, inputs=d, **settings)
+    return p
+
+
+@pytest.mark.parametrize("op", ["generate", "ensemble", "rank", "fuse", "critique", "verify", "vote", "route", "merge"])
+def test_operator_over_http(server, op):
+    server.reset()
+
+    async def go():
+        rt = Runtime({"srv": BackendSpec(base_url=server.base_url)}, store=False)
+        try:
+            return await CompiledPipeline(pipeline(op).build()).run("What is 3+4?", rt)
+        finally:
+            await rt.aclose()
+
+    res = asyncio.run(go())
+    assert res.output
+    assert server.requests == res.calls >= 1
+    out = res.candidates.get("out") or res.candidates["draft"]
+    if op == "rank":
+        assert [c.sample for c in out] == [1]
+    if op == "fuse":
+        assert res.output == "fused: 7"
+    if op == "critique":
+        assert all(c.critique for c in out)
+    if op == "verify":
+        assert len(out) == 1 and out[0].meta["verified"]
+    if op == "vote":
+        assert out[0].meta["answer"] == "7" and out[0].score == pytest.approx(2 / 3)
+    if op == "route":
+        assert res.candidates["cheap"] == [] and res.output.startswith("the answer")

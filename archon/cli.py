@@ -126,6 +126,32 @@ def schema() -> None:
     typer.echo(json.dumps(pipeline_json_schema(), indent=2))
 
 
+@app.command("import-archon")
+def import_archon(
+    config: Annotated[Path, typer.Argument(help="An original Archon JSON config.", show_default=False)],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the pipeline YAML here (default: stdout).")] = None,
+    backend: Annotated[Optional[str], typer.Option("--backend", help="Use this backend for every model instead of mapping model_type.")] = None,
+) -> None:
+    """Translate an original Archon config (layers of generators, fusers, ...) into a pipeline file."""
+    from archon.import_archon import from_archon
+    from archon.spec import parse_pipeline
+
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UserError(f"{config}: cannot read it ({exc.strerror}).") from exc
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"{config}: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from exc
+    spec = parse_pipeline(from_archon(data, source=str(config), backend=backend), source=str(config),
+                          default_name=config.stem, check_backends=backend is None)
+    text = spec.to_yaml()
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        _err(f"wrote {out} ({len(spec.nodes)} nodes)")
+
+
 @app.command()
 def calls(
     run: Annotated[Optional[str], typer.Option("--run", help="Only this run's calls.")] = None,

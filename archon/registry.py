@@ -24,6 +24,8 @@ _BUILTIN_OPERATORS = {
     "vote": "operators.vote:Vote",
     "route": "operators.route:Route",
     "merge": "operators.route:Merge",
+    "write_tests": "operators.unit_test:WriteTests",
+    "unit_test": "operators.unit_test:UnitTest",
 }
 _BUILTIN_BACKENDS = {
     "openai": "backends.openai_compat:OpenAIBackend",

@@ -81,6 +81,10 @@ def load_pipeline(path: str | Path) -> PipelineSpec:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         raise SpecError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from exc
+    from archon.import_archon import from_archon, is_archon_config
+
+    if is_archon_config(data):  # the original Archon JSON format, translated on the fly
+        data = from_archon(data, source=str(path))
     return parse_pipeline(data, source=str(path), default_name=p.stem)
 
 

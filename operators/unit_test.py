@@ -1,0 +1,189 @@
+"""Unit tests: write tests for a query (``write_tests``) and score candidates by the tests they pass
+(``unit_test``): code runs in the sandbox; for tasks that are not code, an LLM judges
+natural-language checks (the original Archon's style)."""
+
+from __future__ import annotations
+
+__all__ = ["UnitTest", "UnitTestConfig", "WriteTests", "WriteTestsConfig", "code_output_signatures", "parse_nl_tests"]
+
+import asyncio
+import re
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from archon.types import Candidate, Query
+from operators.base import ModelCallConfig, Operator, build_request, render
+from operators.code_tests import build_program, doctest_tests, entry_point_of, item_tests, run_tests, test_inputs
+
+CODE_TESTS_PROMPT = """Write {n} Python assert statements that check a correct solution to the task below. Cover normal cases and edge cases. Output only the assert statements, one per line, nothing else.
+
+Task:
+{query}
+
+Assert statements:"""
+
+NL_TESTS_PROMPT = """Write {n} short, checkable requirements that a correct and complete answer to the query must meet. Output a numbered list, one requirement per line.
+
+Query:
+{query}
+
+Requirements:"""
+
+JUDGE_PROMPT = """Decide for each numbered requirement whether the response meets it. Answer with one line per requirement, in order, in the form "1: PASS" or "1: FAIL".
+
+Query:
+{query}
+
+Response:
+{candidate}
+
+Requirements:
+{tests}
+
+Judgement:"""
+
+
+def parse_nl_tests(text: str) -> list[str]:
+    items = [m.strip() for m in re.findall(r"^\s*(?:\d+[.)]|[-*])\s+(.+)$", text, re.MULTILINE)]
+    return [t for t in items if t]
+
+
+def _parse_asserts(text: str) -> list[str]:
+    from operators.code_tests import extract_code
+
+    return [ln.strip() for ln in extract_code(text).splitlines() if ln.strip().startswith("assert ")]
+
+
+class WriteTestsConfig(ModelCallConfig):
+    model: str = Field(..., description="'<backend>/<model>' that writes the tests.")
+    style: Literal["code", "nl"] = Field("code", description="'code': Python asserts; 'nl': natural-language checks judged by an LLM.")
+    num_tests: int = Field(5, ge=1, le=50, description="How many tests to ask for.")
+    temperature: float = Field(0.2, ge=0, le=2, description="Sampling temperature.")
+    prompt: str | None = Field(None, description="Template: {query}, {n}.")
+
+    def model_refs(self) -> list[str]:
+        return [self.model]
+
+
+class WriteTests(Operator):
+    """Writes tests for the query; its one candidate carries them (``meta.tests``) to ``unit_test``.
+
+    Cost: one call. Fallback: a reply with no test in it gives an empty test list and a note.
+    """
+
+    kind = "write_tests"
+    Config = WriteTestsConfig
+    summary = "An LLM writes unit tests (Python asserts or natural-language checks) for the query."
+
+    async def __call__(self, inputs: list[Candidate], query: Query, ctx) -> list[Candidate]:
+        tests = await write_tests(self.config, query, ctx)
+        text = "\n".join(t.get("code") or t.get("text", "") for t in tests)
+        c = Candidate(text=text, node=self.node_id, model=self.config.model, meta={"kind": "tests", "tests": tests})
+        return [c if tests else c.noted("write_tests fallback: no test found in the model's reply")]
+
+
+async def write_tests(cfg: WriteTestsConfig | UnitTestConfig, query: Query, ctx) -> list[dict[str, Any]]:
+    template = cfg.prompt if isinstance(cfg, WriteTestsConfig) and cfg.prompt else (CODE_TESTS_PROMPT if cfg.style == "code" else NL_TESTS_PROMPT)
+    comp = await ctx.complete(cfg.model, build_request(cfg, cfg.model, render(template, query=query.text, n=cfg.num_tests)))
+    if cfg.style == "code":
+        return [{"kind": "assert", "code": a} for a in _parse_asserts(comp.texts[0])][: cfg.num_tests * 2]
+    return [{"kind": "nl", "text": t} for t in parse_nl_tests(comp.texts[0])][: cfg.num_tests * 2]
+
+
+class UnitTestConfig(ModelCallConfig):
+    tests: Literal["auto", "inputs", "item", "doctest", "model"] = Field(
+        "auto",
+        description="Where tests come from: 'inputs' (a write_tests node among the inputs), 'item' (the benchmark item's "
+        "tests), 'doctest' (examples in the code prompt), 'model' (written now by 'model'); 'auto' tries them in that order.",
+    )
+    style: Literal["code", "nl"] = Field("code", description="'code': run in the sandbox; 'nl': an LLM judges each check.")
+    model: str | None = Field(None, description="'<backend>/<model>' that writes tests (tests: model/auto) or judges nl checks.")
+    num_tests: int = Field(5, ge=1, le=50, description="Tests to write when the model writes them.")
+    top_k: int | None = Field(None, ge=1, description="Keep this many best candidates; default all, best first.")
+    timeout: float = Field(10.0, gt=0, le=300, description="Seconds of sandbox time per candidate.")
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature of the test writer / judge.")
+
+    @model_validator(mode="after")
+    def _model_needed(self):
+        if (self.tests == "model" or self.style == "nl") and not self.model and self.tests != "inputs":
+            raise ValueError("set 'model' (it writes the tests, or judges natural-language checks)")
+        return self
+
+    def model_refs(self) -> list[str]:
+        return [self.model] if self.model else []
+
+
+class UnitTest(Operator):
+    """Scores every candidate by the share of tests it passes; all-pass candidates first, then by
+    score (ties keep input order); ``top_k`` kept.
+
+    Cost: code tests: no model call (sandbox runs, bounded in parallel), plus one call when the
+    model writes the tests; nl checks: one judge call per candidate. Fallback: with no test
+    available, candidates pass through unscored with a note; a judge reply that cannot be read
+    scores that candidate 0 with a note.
+    """
+
+    kind = "unit_test"
+    Config = UnitTestConfig
+    summary = "Run candidates against unit tests (sandbox) or LLM-judged checks; best first."
+
+    async def __call__(self, inputs: list[Candidate], query: Query, ctx) -> list[Candidate]:
+        cfg: UnitTestConfig = self.config
+        test_nodes = [c for c in inputs if c.meta.get("kind") == "tests"]
+        cands = [c for c in inputs if c.meta.get("kind") != "tests"]
+        tests, source = await self._tests(test_nodes, query, ctx)
+        if not tests:
+            note = "unit_test fallback: no tests found (none given, none in the item or prompt); candidates unscored"
+            return [c.noted(note) for c in cands][: cfg.top_k]
+        if tests[0]["kind"] == "nl":
+            results = await asyncio.gather(*(self._judge(c, tests, query, ctx) for c in cands))
+        else:
+            results = await asyncio.gather(*(run_tests(build_program(c.text, query), tests, timeout=cfg.timeout) for c in cands))
+        scored = []
+        for c, r in zip(cands, results):
+            score = r["passed"] / r["total"] if r["total"] else 0.0
+            c = c.evolve(score=score, meta={**c.meta, "tests": {**{k: r[k] for k in ("passed", "total", "status")}, "source": source}})
+            if r.get("note"):
+                c = c.noted(r["note"])
+            scored.append(c)
+        order = sorted(range(len(scored)), key=lambda i: (scored[i].score < 1.0, -scored[i].score, i))
+        return [scored[i] for i in order][: cfg.top_k]
+
+    async def _tests(self, test_nodes: list[Candidate], query: Query, ctx) -> tuple[list[dict[str, Any]], str]:
+        cfg: UnitTestConfig = self.config
+        order = ["inputs", "item", "doctest", "model"] if cfg.tests == "auto" else [cfg.tests]
+        for source in order:
+            if source == "inputs":
+                tests = [t for c in test_nodes for t in c.meta.get("tests", [])]
+            elif source == "item" and cfg.style == "code":
+                tests = item_tests(query)
+            elif source == "doctest" and cfg.style == "code":
+                tests = doctest_tests(query.text, entry_point_of(query))
+            elif source == "model" and cfg.model:
+                tests = await write_tests(cfg, query, ctx)
+            else:
+                tests = []
+            if tests:
+                return tests, source
+        return [], "none"
+
+    async def _judge(self, cand: Candidate, tests: list[dict[str, Any]], query: Query, ctx) -> dict[str, Any]:
+        cfg: UnitTestConfig = self.config
+        listing = "\n".join(f"{i}. {t['text']}" for i, t in enumerate(tests, 1))
+        prompt = render(JUDGE_PROMPT, query=query.text, candidate=cand.text, tests=listing)
+        comp = await ctx.complete(cfg.model, build_request(cfg, cfg.model, prompt))
+        verdicts = {int(n): v.upper() == "PASS" for n, v in re.findall(r"^\W*(\d+)\W+(PASS|FAIL)\b", comp.texts[0], re.MULTILINE | re.IGNORECASE)}
+        passed = sum(verdicts.get(i, False) for i in range(1, len(tests) + 1))
+        note = None if verdicts else "unit_test fallback: the judge's reply had no PASS/FAIL lines; scored 0"
+        return {"passed": passed, "total": len(tests), "status": "passed" if passed == len(tests) else "failed", "note": note}
+
+
+async def code_output_signatures(cands: list[Candidate], query: Query) -> list[str | None]:
+    """For vote's 'code_outputs' extractor: each candidate's outputs on the test inputs, as one string."""
+    tests = item_tests(query) or doctest_tests(query.text, entry_point_of(query))
+    exprs = test_inputs(tests)
+    if not exprs:
+        return [None] * len(cands)
+    results = await asyncio.gather(*(run_tests(build_program(c.text, query), [], exprs=exprs) for c in cands))
+    return [None if r["outputs"] is None else "|".join(r["outputs"]) for r in results]

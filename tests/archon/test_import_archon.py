@@ -1,0 +1,105 @@
+"""The original Archon JSON format: translation, validation, and runs against a local server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+
+import pytest
+
+from archon import CompiledPipeline, Runtime, SpecError, load_pipeline
+from archon.import_archon import from_archon
+from backends.fake_server import FakeOpenAIServer
+from backends.presets import BackendSpec
+from tests.conftest import EXAMPLES, write
+
+CONFIGS = sorted((EXAMPLES / "archon-format").glob("*.json"))
+
+
+def reply(prompt: str, k: int) -> str:
+    if "Ranking:" in prompt:
+        return "[2] > [1] > [3]"
+    if "Reviews:" in prompt:
+        return "[1]\nStrengths: ok\n[2]\nWeaknesses: vague"
+    if "Requirements:" in prompt and "Judgement:" not in prompt:
+        return "1. Mentions the capital\n2. Names Canberra"
+    if "Judgement:" in prompt:
+        return "1: PASS\n2: PASS" if "Canberra" in prompt.split("Requirements:")[0] else "1: PASS\n2: FAIL"
+    if "Candidate responses" in prompt:
+        return "Canberra (fused)"
+    return "Canberra" if k % 2 else "Sydney"
+
+
+def test_the_four_shapes_translate():
+    shapes = {p.stem: load_pipeline(p) for p in CONFIGS}
+    assert [(n.op, n.inputs) for n in shapes["sample-rank-fuse"].nodes] == [
+        ("generate", ()), ("rank", ("l1_generator",)), ("fuse", ("l2_ranker",))]
+    moa = shapes["mixture-of-agents"].nodes
+    assert [n.op for n in moa] == ["generate", "fuse", "fuse"]
+    assert moa[0].config.model == ["together/meta-llama/Llama-3.3-70B-Instruct-Turbo", "together/Qwen/Qwen2.5-72B-Instruct-Turbo",
+                                   "together/mistralai/Mixtral-8x22B-Instruct-v0.1"]
+    assert len(moa[1].config.model) == 2  # the second proposer layer: one fuser per model
+    assert [n.op for n in shapes["critic-ranker-fuser"].nodes] == ["generate", "critique", "rank", "fuse"]
+    ut = shapes["unit-tests"].nodes
+    assert [(n.op, n.inputs) for n in ut] == [
+        ("write_tests", ()), ("generate", ()), ("unit_test", ("l2_generator", "l1_unit_test_generator"))]
+    assert ut[0].config.num_tests == 5 and ut[2].config.style == "nl"
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_cli_translation_validates(tmp_path, path):
+    out = tmp_path / f"{path.stem}.yaml"
+    r = subprocess.run([sys.executable, "-m", "archon", "import-archon", str(path), "-o", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([sys.executable, "-m", "archon", "validate", str(out), str(path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_translated_configs_run_against_a_local_server(path):
+    spec = load_pipeline(path)
+
+    async def go(url):
+        # Point the presets the configs name at the local server, with no key.
+        over = {name: BackendSpec(base_url=url, api_key_env=None) for name in ("together", "openai")}
+        rt = Runtime(over, store=False)
+        try:
+            return await CompiledPipeline(spec).run("What is the capital of Australia?", rt)
+        finally:
+            await rt.aclose()
+
+    with FakeOpenAIServer(reply=reply) as srv:
+        res = asyncio.run(go(srv.base_url))
+        assert res.output and srv.requests == res.calls
+    if path.stem == "unit-tests":
+        (best,) = res.candidates["l3_unit_test_evaluator"]
+        assert best.text == "Canberra" and best.score == 1.0 and best.meta["tests"]["source"] == "inputs"
+    else:
+        assert res.output == "Canberra (fused)"
+
+
+@pytest.mark.parametrize(
+    "layers, message",
+    [
+        ([[{"type": "reward_model", "model": "m", "model_type": "OpenAI_API"}]], "type 'reward_model' cannot be mapped"),
+        ([[{"type": "generator", "model": "m", "model_type": "Bedrock"}]], "model_type 'Bedrock' has no preset"),
+        ([[{"type": "fuser", "model": "m", "model_type": "OpenAI_API", "ranker_config": {}}]], "key 'ranker_config' cannot be mapped"),
+        ([{"branches": 2, "models": [{"type": "generator", "model": "m", "model_type": "OpenAI_API"}]}], "only 1 branch"),
+    ],
+)
+def test_what_cannot_be_mapped_is_rejected_with_a_message(layers, message):
+    with pytest.raises(SpecError, match=message):
+        from_archon({"name": "x", "layers": layers}, source="cfg.json")
+
+
+def test_backend_override_and_cli_errors(tmp_path):
+    cfg = write(tmp_path, "c.json", json.dumps({"layers": [[{"type": "generator", "model": "m", "model_type": "Bedrock"}]]}))
+    r = subprocess.run([sys.executable, "-m", "archon", "import-archon", str(cfg), "--backend", "fast"], capture_output=True, text=True)
+    assert r.returncode == 0 and "model: fast/m" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "archon", "import-archon", str(cfg)], capture_output=True, text=True)
+    assert r.returncode == 2 and "Bedrock" in r.stderr and "--backend" in r.stderr and "Traceback" not in r.stderr
+    bad = write(tmp_path, "bad.json", "{not json")
+    r = subprocess.run([sys.executable, "-m", "archon", "validate", str(bad)], capture_output=True, text=True)
+    assert r.returncode == 2 and "bad.json" in r.stderr

@@ -26,6 +26,7 @@ _BUILTIN_OPERATORS = {
     "merge": "operators.route:Merge",
     "write_tests": "operators.unit_test:WriteTests",
     "unit_test": "operators.unit_test:UnitTest",
+    "retrieve": "operators.retrieve:Retrieve",
 }
 _BUILTIN_BACKENDS = {
     "openai": "backends.openai_compat:OpenAIBackend",

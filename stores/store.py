@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import re
+import sqlite3
 import threading
 import time
 import uuid
@@ -117,6 +118,8 @@ class Store:
         # Reads in SQLite take a plain deferred BEGIN; writes take BEGIN IMMEDIATE (see _sqlite_hooks).
         self._reader = self.engine.execution_options(archon_read=True)
         self._create_tables()
+        # SQLite files get a fast read path for cache lookups (see _cache_get_sqlite).
+        self._raw_reads = threading.local() if self.dialect == "sqlite" and not memory else None
 
     def start_run(self, pipeline: str, input_text: str, trial: int | None = None, run_id: str | None = None) -> str:
         run_id = run_id or uuid.uuid4().hex
@@ -250,10 +253,30 @@ class Store:
         wanted = sorted(set(samples))
         if not wanted:
             return {}
+        if self._raw_reads is not None:
+            return self._cache_get_sqlite(key, set(wanted))
         query = select(_cache).where(_cache.c.key == key, _cache.c.sample.in_(wanted))
         with self._tx("reading the response cache", write=False) as conn:
             rows = conn.execute(query).mappings().all()
         return {row["sample"]: CachedSample(**{f: row[f] for f in _SAMPLE_FIELDS}) for row in rows}
+
+    def _cache_get_sqlite(self, key: str, wanted: set[int]) -> dict[int, CachedSample]:
+        # The hot path of every model call: a plain sqlite3 query on a per-thread connection costs
+        # ~20 us where SQLAlchemy's Core round trip (pool, events, compiled statement) costs ~200 us.
+        conn = getattr(self._raw_reads, "conn", None)
+        try:
+            if conn is None:
+                conn = self._raw_reads.conn = self.engine.raw_connection()
+            rows = conn.driver_connection.execute(_SQLITE_CACHE_GET, (key,)).fetchall()
+        except sqlite3.Error as exc:
+            raise RunFailed(f"store {self._shown}: reading the response cache failed: {exc}") from exc
+        out = {}
+        for row in rows:
+            if row[1] in wanted:
+                lp = json.loads(row[5]) if row[5] is not None else None
+                out[row[1]] = CachedSample(key=row[0], sample=row[1], backend=row[2], model=row[3], text=row[4], logprobs=lp,
+                                           prompt_tokens=row[6], completion_tokens=row[7], cost_usd=row[8])
+        return out
 
     def cache_put(self, entries: Sequence[CachedSample]) -> None:
         """Store samples; a sample already cached (by another worker, say) is kept as it is."""
@@ -269,6 +292,10 @@ class Store:
         conn.execute(self._upsert(_cache).on_conflict_do_nothing(), rows)
 
     def close(self) -> None:
+        conn = getattr(self._raw_reads, "conn", None) if self._raw_reads is not None else None
+        if conn is not None:
+            conn.close()
+            self._raw_reads.conn = None
         self.engine.dispose()
 
     def __enter__(self) -> Store:
@@ -386,6 +413,9 @@ def _parse_url(target: str | os.PathLike[str]) -> URL:
 
 
 _SAMPLE_FIELDS = tuple(f.name for f in fields(CachedSample))
+_SQLITE_CACHE_GET = (
+    "SELECT key, sample, backend, model, text, logprobs, prompt_tokens, completion_tokens, cost_usd FROM cache WHERE key = ?"
+)
 _CALL_FIELDS = ("id", "run_id", "node_id", "backend", "model", "n", "prompt_tokens", "completion_tokens",
                 "cost_usd", "saved_usd", "latency_ms", "status", "error", "attempts", "cached", "trial",
                 "created_at")

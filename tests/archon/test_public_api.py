@@ -11,7 +11,9 @@ MODULES = [
     "archon.exceptions", "archon.types", "archon.builder", "operators.base", "operators.generate",
     "operators.rank", "operators.fuse", "backends.base", "backends.presets", "backends.wrappers",
     "backends.doubles", "backends.retry", "backends.openai_compat", "backends.local", "stores",
-    "stores.store", "stores.pricing",
+    "stores.store", "stores.pricing", "archon.sandbox", "archon.import_archon", "operators.critique",
+    "operators.verify", "operators.vote", "operators.route", "operators.unit_test", "operators.code_tests",
+    "operators.answers", "operators.retrieve",
 ]
 
 

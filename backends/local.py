@@ -141,14 +141,17 @@ def _import_llama_cpp() -> Any:
         import ctypes
         import logging
 
+        # llama_cpp._logger installs its own callback when first imported: import it first, so
+        # ours is the one left in place.
+        import llama_cpp._logger  # noqa: F401
+
         log = logging.getLogger("archon.llama_cpp")
 
         @llama_cpp.llama_log_callback
         def _forward(level: int, text: bytes, _user: Any) -> None:
-            if level == 3:  # GGML_LOG_LEVEL_ERROR
-                log.error("%s", text.decode("utf-8", "replace").rstrip())
-            else:
-                log.debug("%s", text.decode("utf-8", "replace").rstrip())
+            # DEBUG only: llama.cpp logs notices at its error level too, and failures reach the
+            # caller as exceptions anyway. Enable the "archon.llama_cpp" logger to see them.
+            log.debug("%s", text.decode("utf-8", "replace").rstrip())
 
         _log_callback = _forward
         llama_cpp.llama_log_set(_forward, ctypes.c_void_p(0))

@@ -17,7 +17,7 @@ __all__ = [
     "extract_code",
     "item_tests",
     "run_tests",
-    "test_inputs",
+    "example_inputs",
 ]
 
 import doctest
@@ -67,17 +67,22 @@ def doctest_tests(prompt: str, entry_point: str | None = None) -> list[dict[str,
     """Tests from the examples in a code prompt: ``>>> f(x)`` / expected lines, and lines such as
     ``f(x) == y``, ``f(x) ➞ y`` or ``f(x) => y`` that name the entry point."""
     tests: list[dict[str, Any]] = []
-    try:
-        examples = doctest.DocTestParser().get_examples(prompt)
-    except ValueError:
-        examples = []
+    # Parse inside the docstrings: parsed whole, a prompt's closing quotes would end up in the
+    # last example's expected output.
+    docstrings = [a or b for a, b in re.findall(r'"""(.*?)"""|\'\'\'(.*?)\'\'\'', prompt, re.DOTALL)] or [prompt]
+    examples = []
+    for doc in docstrings:
+        try:
+            examples += doctest.DocTestParser().get_examples(doc)
+        except ValueError:
+            continue
     for ex in examples:
         if ex.want.strip():
             tests.append({"kind": "doctest", "source": ex.source.strip(), "want": ex.want.strip()})
     if tests or not entry_point:
         return tests
     arrow = re.compile(rf"^\s*({re.escape(entry_point)}\(.*\))\s*(?:==>|➞|=>|->|==|should return|returns?)\s*(.+?)\s*$", re.MULTILINE)
-    for call, want in arrow.findall(prompt):
+    for call, want in arrow.findall("\n".join(docstrings)):
         tests.append({"kind": "doctest", "source": call.strip(), "want": want.strip().rstrip(".")})
     return tests
 
@@ -96,7 +101,7 @@ def item_tests(query: Query) -> list[dict[str, Any]]:
     return []
 
 
-def test_inputs(tests: list[dict[str, Any]]) -> list[str]:
+def example_inputs(tests: list[dict[str, Any]]) -> list[str]:
     """The expressions the tests evaluate (for voting on outputs): doctest sources, and the call on
     the left of ``assert f(x) == y``."""
     out = []

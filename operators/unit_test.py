@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 
 from archon.types import Candidate, Query
 from operators.base import ModelCallConfig, Operator, build_request, render
-from operators.code_tests import build_program, doctest_tests, entry_point_of, item_tests, run_tests, test_inputs
+from operators.code_tests import build_program, doctest_tests, entry_point_of, item_tests, run_tests, example_inputs
 
 CODE_TESTS_PROMPT = """Write {n} Python assert statements that check a correct solution to the task below. Cover normal cases and edge cases. Output only the assert statements, one per line, nothing else.
 
@@ -182,7 +182,7 @@ class UnitTest(Operator):
 async def code_output_signatures(cands: list[Candidate], query: Query) -> list[str | None]:
     """For vote's 'code_outputs' extractor: each candidate's outputs on the test inputs, as one string."""
     tests = item_tests(query) or doctest_tests(query.text, entry_point_of(query))
-    exprs = test_inputs(tests)
+    exprs = example_inputs(tests)
     if not exprs:
         return [None] * len(cands)
     results = await asyncio.gather(*(run_tests(build_program(c.text, query), [], exprs=exprs) for c in cands))

@@ -24,6 +24,12 @@ def reply(prompt: str, k: int) -> str:
         return "9"
     if "Candidate responses" in prompt:
         return "fused: 7"
+    if "assert statements" in prompt:
+        return "assert add(1, 2) == 3\nassert add(0, 0) == 0"
+    if "def add" in prompt:
+        return "    return a + b\n" if k == 0 else "    return a * b\n"
+    if "Context:" in prompt:
+        return "from context: " + prompt.split("Context:")[1].split()[0]
     return f"the answer is {7 if k % 2 == 0 else 8}"
 
 
@@ -33,8 +39,17 @@ def server():
         yield srv
 
 
-def pipeline(op: str) -> Pipeline:
+def pipeline(op: str, corpus: str = "") -> Pipeline:
     p = Pipeline(op)
+    if op == "retrieve":
+        r = p.add("docs", "retrieve", corpus=corpus, top_k=1)
+        p.add("out", "generate", inputs=r, model="srv/m", prompt="Context:\n{context}\n\nQuestion: {query}")
+        return p
+    if op in ("write_tests", "unit_test"):
+        p.add("tests", "write_tests", model="srv/m")
+        p.add("draft", "generate", model="srv/m", samples=2, mode="completion")
+        p.add("out", "unit_test", inputs=["draft", "tests"], top_k=1)
+        return p
     if op == "ensemble":
         p.add("out", "ensemble", model=["srv/a", "srv/b"], samples=2)
         return p
@@ -60,14 +75,19 @@ def pipeline(op: str) -> Pipeline:
     return p
 
 
-@pytest.mark.parametrize("op", ["generate", "ensemble", "rank", "fuse", "critique", "verify", "vote", "route", "merge"])
-def test_operator_over_http(server, op):
+@pytest.mark.parametrize("op", ["generate", "ensemble", "rank", "fuse", "critique", "verify", "vote", "route", "merge",
+                                "retrieve", "write_tests", "unit_test"])
+def test_operator_over_http(server, op, tmp_path):
     server.reset()
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "kangaroo.txt").write_text("Kangaroos live in Australia and hop.")
+    (tmp_path / "docs" / "penguin.txt").write_text("Penguins live in Antarctica and swim.")
+    query = "Where do kangaroos live?" if op == "retrieve" else ("def add(a, b):\n" if op in ("write_tests", "unit_test") else "What is 3+4?")
 
     async def go():
         rt = Runtime({"srv": BackendSpec(base_url=server.base_url)}, store=False)
         try:
-            return await CompiledPipeline(pipeline(op).build()).run("What is 3+4?", rt)
+            return await CompiledPipeline(pipeline(op, str(tmp_path / "docs")).build()).run(query, rt)
         finally:
             await rt.aclose()
 
@@ -87,3 +107,7 @@ def test_operator_over_http(server, op):
         assert out[0].meta["answer"] == "7" and out[0].score == pytest.approx(2 / 3)
     if op == "route":
         assert res.candidates["cheap"] == [] and res.output.startswith("the answer")
+    if op == "retrieve":
+        assert res.output == "from context: Kangaroos"
+    if op in ("write_tests", "unit_test"):
+        assert res.output == "    return a + b\n" and out[0].meta["tests"] == {"passed": 2, "total": 2, "status": "passed", "source": "inputs"}

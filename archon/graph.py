@@ -117,11 +117,17 @@ def _union(left: frozenset, right: frozenset) -> frozenset:
     return left | right
 
 
+def _concat(left: list, right: list) -> list:
+    return left + right
+
+
 class _State(TypedDict):
     results: Annotated[dict[str, Any], _merge]
     # Nodes that do not run in this query: branches a route did not choose, and nodes that read
     # only skipped nodes. A skipped node outputs nothing and calls no model.
     skipped: Annotated[frozenset, _union]
+    # Node-level notes (a fallback that no candidate carries, e.g. a route that fell back).
+    notes: Annotated[list, _concat]
 
 
 def compile_graph(spec: PipelineSpec, operators: dict[str, Any]) -> Any:
@@ -161,7 +167,10 @@ def _node_fn(node_id: str, inputs: tuple[str, ...], op: Any):
         out = await op(cands, conf["query"], conf["ctx"].for_node(node_id))
         chosen = getattr(out, "branch", None)
         if chosen is not None:
-            return {"results": {node_id: list(out)}, "skipped": frozenset(b for b in branches if b != chosen)}
+            update = {"results": {node_id: list(out)}, "skipped": frozenset(b for b in branches if b != chosen)}
+            if getattr(out, "note", None):
+                update["notes"] = [f"{node_id}: {out.note}"]
+            return update
         return {"results": {node_id: out}}
 
     run_node.__name__ = f"node_{node_id}"

@@ -34,7 +34,7 @@ class CompiledPipeline:
         start = time.perf_counter()
         try:
             state = await self.graph.ainvoke(
-                {"results": {}, "skipped": frozenset()}, config={"configurable": {"ctx": ctx, "query": q}, "recursion_limit": 10_000}
+                {"results": {}, "skipped": frozenset(), "notes": []}, config={"configurable": {"ctx": ctx, "query": q}, "recursion_limit": 10_000}
             )
             results = state["results"]
             final = results.get(self.spec.output) or []
@@ -63,6 +63,7 @@ class CompiledPipeline:
             cached_calls=totals.cached_calls,
             run_id=run_id,
             pipeline=self.spec.name,
+            node_notes=list(state.get("notes") or []),
         )
 
 

@@ -54,10 +54,13 @@ class RunResult:
     cached_calls: int
     run_id: str | None = None
     pipeline: str = ""
+    node_notes: list[str] = field(default_factory=list)
 
     @property
     def notes(self) -> list[str]:
-        return [f"{node}: {note}" for node, cands in self.candidates.items() for c in cands for note in c.notes]
+        """Every fallback's reason: those carried by candidates, then node-level ones."""
+        found = [f"{node}: {note}" for node, cands in self.candidates.items() for c in cands for note in c.notes]
+        return list(dict.fromkeys(found + [n for n in self.node_notes if n not in found]))
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -18,7 +18,7 @@ import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from archon.exceptions import BackendError
 from backends.base import Backend, Completion, CompletionRequest, Usage, request_key
@@ -57,6 +57,11 @@ class CallLog:
         self.pricing = pricing
         self.flush_interval = flush_interval
         self.max_buffer = max_buffer
+        # Durable: every answered call is written before the event loop moves on (one transaction
+        # per loop iteration, however many calls finished in it), so a killed eval replays them.
+        self.durable = False
+        self._write_scheduled = False
+        self._eval_results: list[Any] = []
         self._starts: list[tuple] = []
         self._calls: list[CallRecord] = []
         self._finishes: list[tuple] = []
@@ -91,6 +96,23 @@ class CallLog:
     def cache_add(self, entries: list[CachedSample]) -> None:
         for e in entries:
             self._cache[(e.key, e.sample)] = e
+        if self.durable:
+            self._schedule_write()
+
+    def add_eval_result(self, result: Any) -> None:
+        """Queue an eval item's result; it is written with the calls that produced it, right away."""
+        self._eval_results.append(result)
+        self._schedule_write()
+
+    def _schedule_write(self) -> None:
+        if self.store is None or self._write_scheduled:
+            return
+        self._write_scheduled = True
+        asyncio.get_running_loop().call_soon(self._scheduled_write)
+
+    def _scheduled_write(self) -> None:
+        self._write_scheduled = False
+        self.write()
 
     def start_run(self, pipeline: str, input_text: str, trial: int | None) -> str | None:
         if self.store is None:
@@ -109,16 +131,16 @@ class CallLog:
 
     def write(self) -> None:
         """Write everything buffered in one transaction."""
-        if self.store is None or not (self._starts or self._calls or self._cache or self._finishes):
+        if self.store is None or not (self._starts or self._calls or self._cache or self._finishes or self._eval_results):
             return
-        starts, calls, finishes = self._starts, self._calls, self._finishes
+        starts, calls, finishes, results = self._starts, self._calls, self._finishes, self._eval_results
         cache = list(self._cache.values())
-        self._starts, self._calls, self._finishes = [], [], []
+        self._starts, self._calls, self._finishes, self._eval_results = [], [], [], []
         try:
-            self.store.write(starts=starts, calls=calls, cache=cache, finishes=finishes)
+            self.store.write(starts=starts, calls=calls, cache=cache, finishes=finishes, eval_results=results)
         except BaseException:
             # Keep what failed to write, so a later write (or the caller's retry) does not lose it.
-            self._starts[:0], self._calls[:0], self._finishes[:0] = starts, calls, finishes
+            self._starts[:0], self._calls[:0], self._finishes[:0], self._eval_results[:0] = starts, calls, finishes, results
             raise
         for e in cache:
             self._cache.pop((e.key, e.sample), None)

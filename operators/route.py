@@ -35,18 +35,22 @@ Difficulty rating (0-10):"""
 class Routed(list):
     """Candidates plus the branch chosen for them (what a routing operator returns)."""
 
-    def __init__(self, candidates: list[Candidate], branch: str):
+    def __init__(self, candidates: list[Candidate], branch: str, note: str | None = None):
         super().__init__(candidates)
         self.branch = branch
+        self.note = note
 
 
 class RouteConfig(ModelCallConfig):
-    signal: Literal["agreement", "self_rating", "verifier"] = Field(
+    signal: Literal["agreement", "self_rating", "verifier", "classifier"] = Field(
         "agreement",
         description="agreement: share of the majority answer among cheap samples; self_rating: the model rates the "
-        "query 0-10; verifier: share of cheap samples the model verifies as correct.",
+        "query 0-10; verifier: share of cheap samples the model verifies as correct; classifier: a small model fitted "
+        "on the store's past eval results of pipeline 'history' predicts that it answers correctly.",
     )
-    model: str = Field(..., description="'<backend>/<model>' used to measure the signal (a cheap model).")
+    model: str | None = Field(None, description="'<backend>/<model>' used to measure the signal (a cheap model); not used by 'classifier'.")
+    history: str | None = Field(None, description="classifier: the pipeline (by name) whose past eval results train it.")
+    min_history: int = Field(20, ge=2, description="classifier: fewest scored items needed; fewer -> the hardest branch.")
     samples: int = Field(5, ge=1, le=64, description="Cheap samples (agreement, verifier).")
     temperature: float = Field(0.8, ge=0, le=2, description="Temperature of the cheap samples.")
     extractor: Literal["last_number", "boxed", "choice", "regex", "text"] = Field(
@@ -59,6 +63,10 @@ class RouteConfig(ModelCallConfig):
 
     @model_validator(mode="after")
     def _bands(self):
+        if self.signal == "classifier" and not self.history:
+            raise ValueError("signal 'classifier' needs 'history': the name of the pipeline whose eval results train it")
+        if self.signal != "classifier" and not self.model:
+            raise ValueError(f"signal '{self.signal}' needs 'model' (the cheap model that measures it)")
         if len(self.branches) != len(self.thresholds) + 1:
             raise ValueError(f"{len(self.thresholds)} thresholds make {len(self.thresholds) + 1} bands: give that many branches")
         if list(self.thresholds) != sorted(self.thresholds) or not all(0 <= t <= 1 for t in self.thresholds):
@@ -68,7 +76,7 @@ class RouteConfig(ModelCallConfig):
         return self
 
     def model_refs(self) -> list[str]:
-        return [self.model]
+        return [self.model] if self.model else []
 
     def node_refs(self) -> list[str]:
         return list(self.branches)
@@ -90,7 +98,14 @@ class Route(Operator):
         cfg: RouteConfig = self.config
         samples: list[Candidate] = []
         note = None
-        if cfg.signal == "self_rating":
+        if cfg.signal == "classifier":
+            from operators.route_classifier import predict_confidence
+
+            prob, note = await predict_confidence(ctx, cfg.history, query.text, cfg.min_history)
+            confidence = 0.0 if prob is None else prob
+            if note:
+                return Routed([], cfg.branches[0], note=note)
+        elif cfg.signal == "self_rating":
             comp = await ctx.complete(cfg.model, build_request(cfg, cfg.model, render(RATING_PROMPT, query=query.text), temperature=0.0))
             m = re.search(r"\d+(?:\.\d+)?", comp.texts[0])
             confidence = min(float(m.group()), 10.0) / 10 if m else 0.0
@@ -114,7 +129,7 @@ class Route(Operator):
         out = [c.evolve(meta={**c.meta, "route": info}) for c in samples]
         if note:
             out = [c.noted(note) for c in out]
-        return Routed(out, branch)
+        return Routed(out, branch, note=note)
 
     async def _verified_share(self, samples: list[Candidate], query: Query, ctx) -> float:
         from operators.verify import DEFAULT_PROMPT

@@ -34,6 +34,7 @@ from sqlalchemy.pool import StaticPool
 
 from archon.exceptions import ConfigError, MissingDependency, RunFailed, UserError
 
+from . import eval_tables  # noqa: F401  (registers the eval tables with Base before create_all)
 from .tables import Base, CacheRow, CallRow, RunRow, TextRow, utcnow
 
 DB_URL_ENV = "ARCHON_DB_URL"
@@ -139,6 +140,7 @@ class Store:
         calls: Sequence[CallRecord] = (),
         cache: Sequence[CachedSample] = (),
         finishes: Sequence[tuple[str, str, str | None, str | None]] = (),
+        eval_results: Sequence[Any] = (),
     ) -> None:
         """Runs started (run_id, pipeline, input, trial), cache entries, calls and runs ended
         (run_id, status, output, error), all in ONE transaction.
@@ -149,7 +151,7 @@ class Store:
         for f in finishes:
             if f[1] not in ("ok", "error"):
                 raise ValueError(f"finish_run status must be 'ok' or 'error', not {f[1]!r}")
-        if not (starts or calls or cache or finishes):
+        if not (starts or calls or cache or finishes or eval_results):
             return
         with self._tx("recording the run") as conn:
             if starts:
@@ -165,6 +167,10 @@ class Store:
                 found = conn.execute(update(_runs).where(_runs.c.id == run_id).values(**values)).rowcount
                 if not found:
                     raise _NoSuchRun(run_id)
+            if eval_results:
+                from .evals import insert_eval_results
+
+                insert_eval_results(self, conn, eval_results)
 
     def runs(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Runs newest first, with totals summed in SQL over each run's calls."""

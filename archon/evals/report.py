@@ -1,0 +1,119 @@
+"""Eval reports: the score with its 95% interval, failures, cost, tokens, calls and latency; and the
+paired comparison of two pipelines on the same items."""
+
+from __future__ import annotations
+
+__all__ = ["compare", "format_comparison", "format_summary", "interval", "summarize"]
+
+import math
+import statistics
+from typing import Any
+
+_Z = statistics.NormalDist().inv_cdf(0.975)  # 1.96: two-sided 95%
+
+
+def interval(values: list[float]) -> tuple[float, float]:
+    """95% interval of the mean: Wilson's for 0/1 scores (good at small n and near 0 or 1), else
+    the normal approximation."""
+    n = len(values)
+    if n == 0:
+        return (0.0, 0.0)
+    mean = sum(values) / n
+    if all(v in (0.0, 1.0) for v in values):
+        denom = 1 + _Z**2 / n
+        centre = (mean + _Z**2 / (2 * n)) / denom
+        half = _Z * math.sqrt(mean * (1 - mean) / n + _Z**2 / (4 * n * n)) / denom
+        return (max(0.0, centre - half), min(1.0, centre + half))
+    if n == 1:
+        return (mean, mean)
+    half = _Z * statistics.stdev(values) / math.sqrt(n)
+    return (mean - half, mean + half)
+
+
+def _pct(values: list[float], q: int) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def summarize(results: list[dict[str, Any]], *, pipeline: str = "", benchmark: str = "") -> dict[str, Any]:
+    """One object with at least: score, ci_low, ci_high, n, failed, cost_usd, prompt_tokens,
+    completion_tokens, calls, latency_p50_ms, latency_p95_ms. ``score`` is over the scored items;
+    failures are counted apart (``score_failures_as_zero`` counts them as wrong)."""
+    ok = [r for r in results if r["status"] == "ok"]
+    failed = [r for r in results if r["status"] != "ok"]
+    values = [float(r["score"]) for r in ok]
+    lo, hi = interval(values)
+    costs = [r["cost_usd"] for r in results if r.get("cost_usd") is not None]
+    latencies = [float(r["latency_ms"]) for r in ok]
+    n_all = len(results)
+    calls = sum(int(r.get("calls") or 0) for r in results)
+    out = {
+        "pipeline": pipeline,
+        "benchmark": benchmark,
+        "score": round(sum(values) / len(values), 6) if values else None,
+        "ci_low": round(lo, 6) if values else None,
+        "ci_high": round(hi, 6) if values else None,
+        "n": len(ok),
+        "failed": len(failed),
+        "score_failures_as_zero": round(sum(values) / n_all, 6) if n_all else None,
+        "cost_usd": round(sum(costs), 8) if costs else (0.0 if not results else None),
+        "cost_per_item_usd": round(sum(costs) / n_all, 8) if costs and n_all else None,
+        "prompt_tokens": sum(int(r.get("prompt_tokens") or 0) for r in results),
+        "completion_tokens": sum(int(r.get("completion_tokens") or 0) for r in results),
+        "tokens_per_item": round(sum(int(r.get("prompt_tokens") or 0) + int(r.get("completion_tokens") or 0) for r in results) / n_all, 2) if n_all else None,
+        "calls": calls,
+        "calls_per_item": round(calls / n_all, 3) if n_all else None,
+        "cached_calls": sum(int(r.get("cached_calls") or 0) for r in results),
+        "latency_p50_ms": round(_pct(latencies, 50), 2) if latencies else None,
+        "latency_p95_ms": round(_pct(latencies, 95), 2) if latencies else None,
+        "failures": [{"item_id": r["item_id"], "error": r.get("error")} for r in failed][:20],
+    }
+    return out
+
+
+def compare(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> dict[str, Any]:
+    """B minus A on the items both scored: the mean difference and its paired 95% interval."""
+    sa = {r["item_id"]: float(r["score"]) for r in a if r["status"] == "ok"}
+    sb = {r["item_id"]: float(r["score"]) for r in b if r["status"] == "ok"}
+    common = [i for i in sa if i in sb]
+    diffs = [sb[i] - sa[i] for i in common]
+    n = len(diffs)
+    mean = sum(diffs) / n if n else 0.0
+    half = _Z * statistics.stdev(diffs) / math.sqrt(n) if n > 1 else 0.0
+    return {
+        "n": n,
+        "difference": round(mean, 6),
+        "ci_low": round(mean - half, 6),
+        "ci_high": round(mean + half, 6),
+        "b_better": sum(d > 0 for d in diffs),
+        "a_better": sum(d < 0 for d in diffs),
+        "ties": sum(d == 0 for d in diffs),
+    }
+
+
+def _fmt(v: Any, pct: bool = False) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.1%}" if pct else f"{v}"
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    cost = "unknown" if s["cost_usd"] is None else f"${s['cost_usd']:.6f}"
+    lines = [
+        f"{s['pipeline']} on {s['benchmark']}: score {_fmt(s['score'], True)} "
+        f"(95% CI {_fmt(s['ci_low'], True)} - {_fmt(s['ci_high'], True)}), n={s['n']}, failed={s['failed']}",
+        f"  cost {cost} ({_fmt(s['cost_per_item_usd'])} per item), tokens {s['prompt_tokens']}+{s['completion_tokens']} "
+        f"({_fmt(s['tokens_per_item'])} per item), calls {s['calls']} ({_fmt(s['calls_per_item'])} per item, {s['cached_calls']} cached)",
+        f"  latency per item p50 {_fmt(s['latency_p50_ms'])} ms, p95 {_fmt(s['latency_p95_ms'])} ms",
+    ]
+    for f in s["failures"][:5]:
+        lines.append(f"  failed {f['item_id']}: {(f['error'] or '')[:160]}")
+    return "\n".join(lines)
+
+
+def format_comparison(c: dict[str, Any], a: str, b: str) -> str:
+    return (f"{b} - {a}: {c['difference']:+.1%} (95% CI {c['ci_low']:+.1%} to {c['ci_high']:+.1%}) on {c['n']} paired items; "
+            f"{b} better on {c['b_better']}, {a} better on {c['a_better']}, {c['ties']} ties")

@@ -1,0 +1,133 @@
+"""``archon eval``'s engine: run a pipeline over a benchmark's items concurrently, score each,
+write each result as it finishes, and resume an interrupted evaluation."""
+
+from __future__ import annotations
+
+__all__ = ["EvalRun", "evaluate", "eval_key", "prompt_style"]
+
+import asyncio
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from archon.exceptions import ArchonError, UserError
+from archon.runner import CompiledPipeline
+from archon.spec import PipelineSpec
+from stores.evals import EvalResult, eval_results, start_eval
+
+if TYPE_CHECKING:
+    from archon.context import Runtime
+    from archon.evals.datasets import Benchmark, Item
+
+
+@dataclass
+class EvalRun:
+    """What ``evaluate`` returns: the evaluation's id and every item's result (this run's and earlier)."""
+
+    eval_id: str
+    pipeline: str
+    benchmark: str
+    results: list[dict[str, Any]]
+    ran: int  # items run now (the rest were finished by an earlier, interrupted run)
+    wall_s: float
+
+
+def prompt_style(spec: PipelineSpec) -> Literal["chat", "completion"]:
+    """'completion' when every model-calling node sends plain text (a base model), else 'chat'."""
+    modes = [getattr(n.config, "mode", None) for n in spec.nodes if n.config.model_refs()]
+    return "completion" if modes and all(m == "completion" for m in modes) else "chat"
+
+
+def eval_key(spec: PipelineSpec, benchmark: Benchmark, style: str) -> str:
+    """Same pipeline, benchmark, prompts and scorer -> same key -> finished items are reused."""
+    payload = json.dumps(
+        {"pipeline": spec.to_dict(), "benchmark": benchmark.name, "scorer": benchmark.scorer, "style": style,
+         "prompt": benchmark.completion_prompt if style == "completion" else benchmark.chat_prompt},
+        sort_keys=True, default=str,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+async def evaluate(
+    spec: PipelineSpec,
+    benchmark: Benchmark,
+    runtime: Runtime,
+    *,
+    concurrency: int = 8,
+    style: Literal["auto", "chat", "completion"] = "auto",
+    trial: int | None = None,
+    progress: Any = None,
+    scorer_context: Any = None,
+) -> EvalRun:
+    """Run ``spec`` on every item of ``benchmark`` not already finished; returns all results.
+
+    A failed item (its run failed after retries) is recorded as failed and never stops the others;
+    a later run of the same evaluation retries it. ``progress``, when given, is called after each
+    item with (done, total, results so far).
+    """
+    from archon.evals.scorers import ScoreContext, get_scorer
+
+    if runtime.store is None:
+        raise UserError("archon eval needs a store (it records results to resume): give --db or leave the default.")
+    chosen = prompt_style(spec) if style == "auto" else style
+    key = eval_key(spec, benchmark, chosen)
+    settings = {"style": chosen, "scorer": benchmark.scorer, "items": len(benchmark.items)}
+    await asyncio.to_thread(start_eval, runtime.store, key, spec.name, benchmark.name, settings, trial)
+    earlier = {r["item_id"]: r for r in await asyncio.to_thread(eval_results, runtime.store, key)}
+    todo = [it for it in benchmark.items if earlier.get(it.id, {}).get("status") != "ok"]
+    scorer = get_scorer(benchmark.scorer)
+    ctx = scorer_context or ScoreContext(runtime=runtime)
+    if getattr(scorer, "needs_judge", False) and getattr(ctx, "judge", None) is None:
+        raise UserError(
+            f"benchmark '{benchmark.name}' is scored by an LLM judge: give --judge JUDGE.yaml, a pipeline that reads "
+            "the judge prompt and answers 'Rating: [[N]]' (see examples/judge.yaml)."
+        )
+    compiled = CompiledPipeline(spec)
+    runtime.log.durable = True  # a killed eval must find every answered call in the cache
+    limit = asyncio.Semaphore(max(1, concurrency))
+    results = {i: r for i, r in earlier.items() if r["status"] == "ok"}
+    total = len(benchmark.items)
+    started = time.perf_counter()
+
+    async def one(item: Item) -> None:
+        async with limit:
+            row = await _run_item(compiled, benchmark, item, chosen, runtime, scorer, ctx, key, trial)
+        runtime.log.add_eval_result(row)
+        results[item.id] = _as_dict(row)
+        if progress is not None:
+            progress(len(results), total, results)
+
+    if progress is not None:
+        progress(len(results), total, results)
+    await asyncio.gather(*(one(it) for it in todo))
+    await runtime.flush()
+    order = {it.id: i for i, it in enumerate(benchmark.items)}
+    rows = sorted((r for i, r in results.items() if i in order), key=lambda r: order[r["item_id"]])
+    return EvalRun(key, spec.name, benchmark.name, rows, len(todo), time.perf_counter() - started)
+
+
+async def _run_item(compiled, benchmark, item, style, runtime, scorer, ctx, key, trial) -> EvalResult:
+    query = benchmark.query(item, style)
+    start = time.perf_counter()
+    try:
+        res = await compiled.run(query, runtime, trial=trial)
+    except ArchonError as exc:
+        return EvalResult(eval_id=key, item_id=item.id, status="failed", error=str(exc),
+                          latency_ms=(time.perf_counter() - start) * 1000)
+    latency = (time.perf_counter() - start) * 1000
+    try:
+        score = await scorer(res.output, item, ctx)
+    except Exception as exc:  # a scorer bug must not sink the evaluation: the item fails, visibly
+        return EvalResult(eval_id=key, item_id=item.id, status="failed", error=f"scorer failed: {type(exc).__name__}: {exc}",
+                          run_id=res.run_id, output=res.output, latency_ms=latency)
+    return EvalResult(
+        eval_id=key, item_id=item.id, status="ok", score=float(score.value), raw=score.raw, output=res.output,
+        run_id=res.run_id, latency_ms=latency, prompt_tokens=res.usage.prompt_tokens,
+        completion_tokens=res.usage.completion_tokens, cost_usd=res.cost_usd, calls=res.calls, cached_calls=res.cached_calls,
+    )
+
+
+def _as_dict(r: EvalResult) -> dict[str, Any]:
+    return {f: getattr(r, f) for f in r.__dataclass_fields__}

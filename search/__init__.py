@@ -1,6 +1,6 @@
-"""Pipeline search (``archon search``): search spaces, objectives and Optuna studies.
+"""Pipeline search (``archon search``): search spaces, Optuna studies, leaderboards."""
 
-Filled in by the search issue; the package exists now so the layout of DESIGN.md holds.
-"""
+from search.space import SearchSpace, load_space, space_json_schema
+from search.study import SearchResult, run_search
 
-__all__: list[str] = []
+__all__ = ["SearchResult", "SearchSpace", "load_space", "run_search", "space_json_schema"]

@@ -1,0 +1,118 @@
+"""Search spaces and the search loop on the test doubles (a real Optuna study in SQLite)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+import yaml
+
+from archon import Runtime, SpecError
+from archon.evals.datasets import load_benchmark
+from backends.doubles import FunctionBackend
+from search.space import SearchSpace, space_json_schema
+from search.study import run_search, subset_sizes
+from tests.conftest import write
+
+SPACE = """
+name: demo
+nodes:
+  - id: draft
+    op: generate
+    model: {choices: [fake/weak, fake/strong]}
+    samples: {choices: [1, 3]}
+    temperature: {low: 0.2, high: 1.0}
+  - id: critic
+    op: critique
+    optional: true
+    inputs: [draft]
+    model: fake/weak
+  - id: answer
+    op: fuse
+    repeat: {choices: [1, 2]}
+    inputs: [critic]
+    model: fake/weak
+"""
+
+
+def reply(req, k):
+    """The strong model knows the answer; the weak one is off by one; fusers repeat the first number."""
+    text = req.prompt_text()
+    nums = [int(t.strip("?.")) for t in text.split() if t.strip("?.").isdigit()]
+    if "Candidate responses" in text or "Strengths" in text:
+        first = text.split("[1]")[1] if "[1]" in text else text
+        return " ".join(t for t in first.split() if t.strip(".").isdigit())[:12] or "0"
+    return f"The answer is {nums[0] + 1 if req.model == 'strong' else nums[0]}."
+
+
+def test_space_samples_valid_pipelines_and_names_parameters():
+    space = SearchSpace(yaml.safe_load(SPACE))
+    assert space.params() == ["draft.model", "draft.samples", "draft.temperature", "critic.enabled", "answer.repeat"]
+
+    class Pick:
+        def __init__(self, **v):
+            self.v = v
+
+        def suggest_categorical(self, name, choices):
+            return self.v.get(name, choices[0])
+
+        def suggest_int(self, name, low, high, step=1, log=False):
+            return self.v.get(name, low)
+
+        def suggest_float(self, name, low, high, step=None, log=False):
+            return self.v.get(name, high)
+
+    spec = space.sample(Pick(**{"critic.enabled": False, "answer.repeat": 2}))
+    assert [(n.id, n.inputs) for n in spec.nodes] == [("draft", ()), ("answer_1", ("draft",)), ("answer_2", ("answer_1",))]
+    assert spec.output == "answer_2" and spec.node("draft").config.temperature == 1.0
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (("samples: {choices: [1, 3]}", "samples: {choices: []}"), "non-empty list"),
+        (("    optional: true\n    inputs: [draft]\n", "    optional: true\n"), "needs 'inputs'"),
+        (("samples: {choices: [1, 3]}", "sampels: {choices: [1, 3]}"), "Did you mean 'samples'?"),
+    ],
+)
+def test_bad_spaces_are_rejected(change, message):
+    with pytest.raises(SpecError, match=message):
+        SearchSpace(yaml.safe_load(SPACE.replace(*change)))
+
+
+def test_space_schema_allows_choices():
+    schema = space_json_schema()
+    assert "Choice" in schema["$defs"] and "optional" in schema["$defs"]["GenerateNode"]["properties"]
+    json.dumps(schema)
+
+
+def test_subset_sizes():
+    assert subset_sizes(50) == [16, 33, 50]
+    assert subset_sizes(4) == [4]
+
+
+def test_search_finds_the_strong_model_and_never_pays_twice(tmp_path):
+    data = write(tmp_path, "items.jsonl", "".join(
+        json.dumps({"id": f"q{i}", "question": f"What is {i} plus one?", "answer": str(i + 1)}) + "\n" for i in range(12)))
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    be = FunctionBackend(reply)
+
+    async def go(trials):
+        rt = Runtime(store=db, backends={"fake": be})
+        try:
+            return await run_search(SearchSpace(yaml.safe_load(SPACE)), load_benchmark(str(data)), rt, storage=db,
+                                    trials=trials, sampler="random", seed=3)
+        finally:
+            await rt.aclose()
+
+    res = asyncio.run(go(12))
+    assert len(res.trials) == 12
+    assert res.best["score"] == 1.0 and "fake/strong" in res.best["pipeline"]
+    # every request the backend saw was distinct: trials share the cache
+    keys = [json.dumps([r.model, r.prompt_text(), r.samples, r.temperature]) for r in be.requests]
+    assert len(keys) == len(set(keys))
+    assert res.issued_calls == len(be.requests) <= res.requested_calls
+    # the same command again resumes the study: nothing more to do
+    again = asyncio.run(go(12))
+    assert len(again.trials) == 12 and len(be.requests) == len(keys)

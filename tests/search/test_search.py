@@ -116,3 +116,11 @@ def test_search_finds_the_strong_model_and_never_pays_twice(tmp_path):
     # the same command again resumes the study: nothing more to do
     again = asyncio.run(go(12))
     assert len(again.trials) == 12 and len(be.requests) == len(keys)
+
+
+def test_example_spaces_load():
+    from search.space import load_space
+    from tests.conftest import EXAMPLES
+
+    for path in sorted((EXAMPLES / "spaces").glob("*.yaml")):
+        assert load_space(path).params()

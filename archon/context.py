@@ -99,7 +99,6 @@ class Runtime:
         try:
             await self.flush()
         finally:
-            self.log.close()
             await self._close_backends()
 
     async def _close_backends(self) -> None:

@@ -7,7 +7,7 @@ problems found are reported at once, one line each: ``file: node 'x': message``.
 
 from __future__ import annotations
 
-__all__ = ["NodeSpec", "PipelineSpec", "load_pipeline", "parse_pipeline", "pipeline_json_schema"]
+__all__ = ["NodeSpec", "PipelineSpec", "load_pipeline", "parse_pipeline", "pipeline_json_schema", "read_yaml"]
 
 import json
 from dataclasses import dataclass, field
@@ -70,22 +70,27 @@ class PipelineSpec:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
 
 
-def load_pipeline(path: str | Path) -> PipelineSpec:
-    """Read and check a pipeline file (YAML, or the original Archon JSON format)."""
+def read_yaml(path: str | Path, what: str) -> Any:
+    """A YAML (or JSON) file's data; a missing file or bad YAML is a SpecError naming the file and place."""
     p = Path(path)
     if not p.is_file():
-        raise SpecError(f"{path}: no such file. Give the path to a pipeline YAML file.")
+        raise SpecError(f"{path}: no such file. Give the path to a {what} YAML file.")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        return yaml.safe_load(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         raise SpecError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from exc
+
+
+def load_pipeline(path: str | Path) -> PipelineSpec:
+    """Read and check a pipeline file (YAML, or the original Archon JSON format)."""
+    data = read_yaml(path, "pipeline")
     from archon.import_archon import from_archon, is_archon_config
 
     if is_archon_config(data):  # the original Archon JSON format, translated on the fly
         data = from_archon(data, source=str(path))
-    return parse_pipeline(data, source=str(path), default_name=p.stem)
+    return parse_pipeline(data, source=str(path), default_name=Path(path).stem)
 
 
 def parse_pipeline(

@@ -19,7 +19,7 @@ __all__ = [
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol, TypedDict, runtime_checkable
 
 
@@ -74,8 +74,6 @@ class CompletionRequest:
 
 
 def _replace(req: CompletionRequest, **changes) -> CompletionRequest:
-    from dataclasses import replace
-
     return replace(req, **changes)
 
 

@@ -150,9 +150,6 @@ class CallLog:
         """Write everything buffered now."""
         self.write()
 
-    def close(self) -> None:
-        pass
-
 
 def _record(req: CompletionRequest, backend: str, **kw) -> CallRecord:
     from stores.store import CallRecord

@@ -38,10 +38,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from archon.exceptions import SpecError
-from archon.spec import PipelineSpec, parse_pipeline
+from archon.spec import PipelineSpec, parse_pipeline, read_yaml
 
 _NODE_EXTRA = ("optional", "repeat")
 
@@ -190,14 +188,7 @@ class _Recorder(_FirstChoice):
 
 
 def load_space(path: str | Path) -> SearchSpace:
-    p = Path(path)
-    if not p.is_file():
-        raise SpecError(f"{path}: no such file. Give the path to a search-space YAML file.")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{path}: not valid YAML: {exc}") from exc
-    return SearchSpace(data, source=str(path))
+    return SearchSpace(read_yaml(path, "search-space"), source=str(path))
 
 
 def space_json_schema() -> dict[str, Any]:

@@ -134,7 +134,8 @@ def test_401_exits_1_fast_naming_the_key_variable(server, tmp_path):
     assert server.requests == 1  # no retry
     (c,) = json.loads(archon("calls", "--json", env=env).stdout)
     assert c["status"] == "error" and c["attempts"] == 1
-    # the CLI's own start-up is excluded by timing a second, warm call in the library
+    # a generous bound: the CLI's own start-up (imports) is in it; the library-level test in
+    # tests/backends/test_retry.py checks that a 401 fails in well under a second
     assert time.monotonic() - start < 10
 
 

@@ -62,6 +62,16 @@ class Operator:
     async def __call__(self, inputs: list[Candidate], query: Query, ctx: RunContext) -> list[Candidate]:
         raise NotImplementedError
 
+    def call_bound(self, fan_in: int) -> tuple[int, int]:
+        """(most model calls this node makes for one query, most candidates it outputs), given
+        ``fan_in``, the most candidates its inputs can hand it (1 for a node without inputs).
+
+        A call is one request as the store records it: a request for n samples is one call. The
+        default (no call, inputs passed through) suits operators that call no model; one that
+        does must override this, or ``archon.bounds.calls_per_query`` under-counts it.
+        """
+        return 0, fan_in
+
 
 def render(template: str, **values: Any) -> str:
     """Replace ``{name}`` placeholders for the given names only; any other brace is left alone."""

@@ -74,6 +74,11 @@ class Critique(Operator):
     Config = CritiqueConfig
     summary = "An LLM lists strengths and weaknesses of each candidate; rank and fuse read them."
 
+    def call_bound(self, fan_in: int) -> tuple[int, int]:
+        """per='candidate': one call per candidate; per='all': one call when any arrives. All pass through."""
+        calls = fan_in if self.config.per == "candidate" else int(fan_in > 0)
+        return calls, fan_in
+
     async def __call__(self, inputs: list[Candidate], query: Query, ctx) -> list[Candidate]:
         cfg: CritiqueConfig = self.config
         if not inputs:

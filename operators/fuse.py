@@ -45,6 +45,11 @@ class Fuse(Operator):
     Config = FuseConfig
     summary = "Synthesize the input candidates into one answer per fuser model."
 
+    def call_bound(self, fan_in: int) -> tuple[int, int]:
+        """One request per fuser model (even with no inputs); each returns ``samples`` candidates."""
+        cfg: FuseConfig = self.config
+        return len(cfg.models()), len(cfg.models()) * cfg.samples
+
     async def __call__(self, inputs: list[Candidate], query: Query, ctx) -> list[Candidate]:
         cfg: FuseConfig = self.config
         prompt = render(cfg.prompt, query=query.text, candidates=number_candidates(inputs))

@@ -64,6 +64,11 @@ class Generate(Operator):
                     for k, (t, u) in enumerate(zip(comp.texts, shares))]
         return out
 
+    def call_bound(self, fan_in: int) -> tuple[int, int]:
+        """One request per model, whatever the inputs; each returns ``samples`` candidates."""
+        cfg: GenerateConfig = self.config
+        return len(cfg.models()), len(cfg.models()) * cfg.samples
+
 
 class Ensemble(Generate):
     """The same as ``generate`` with a list of models: fan the query out and pool the candidates."""

@@ -76,6 +76,10 @@ class Rank(Operator):
     Config = RankConfig
     summary = "An LLM orders the candidates; keep the best top_k."
 
+    def call_bound(self, fan_in: int) -> tuple[int, int]:
+        """One call unless at most one candidate can arrive (then nothing to order); keeps top_k."""
+        return int(fan_in > 1), min(fan_in, self.config.top_k)
+
     async def __call__(self, inputs: list[Candidate], query: Query, ctx) -> list[Candidate]:
         cfg: RankConfig = self.config
         if len(inputs) <= 1:

@@ -311,6 +311,10 @@ class Retrieve(Operator):
     Config = RetrieveConfig
     summary = "Retrieve the passages (from files or the benchmark item) that best match the query; no model call."
 
+    def call_bound(self, fan_in: int) -> tuple[int, int]:
+        """No call; at most ``top_k`` passages, whatever the inputs."""
+        return 0, self.config.top_k
+
     def __init__(self, node_id: str, config: OpConfig):
         super().__init__(node_id, config)
         cfg: RetrieveConfig = self.config

@@ -94,6 +94,12 @@ class Route(Operator):
     Config = RouteConfig
     summary = "Estimate difficulty from a cheap signal; run only the branch for its band."
 
+    def call_bound(self, fan_in: int) -> tuple[int, int]:
+        """Inputs are ignored: the signal's own calls; only sampled signals output (their samples)."""
+        cfg: RouteConfig = self.config
+        calls = {"agreement": 1, "self_rating": 1, "verifier": 1 + cfg.samples, "classifier": 0}[cfg.signal]
+        return calls, cfg.samples if cfg.signal in ("agreement", "verifier") else 0
+
     async def __call__(self, inputs: list[Candidate], query: Query, ctx) -> Routed:
         cfg: RouteConfig = self.config
         samples: list[Candidate] = []
@@ -152,6 +158,11 @@ class Merge(Operator):
     kind = "merge"
     Config = MergeConfig
     summary = "Join: pass on the candidates of whichever inputs ran (e.g. after a route)."
+
+    def call_bound(self, fan_in: int) -> tuple[int, int]:
+        """No call; passes on at most ``top_k`` of its inputs."""
+        k = self.config.top_k
+        return 0, fan_in if k is None else min(fan_in, k)
 
     async def __call__(self, inputs: list[Candidate], query: Query, ctx) -> list[Candidate]:
         k = self.config.top_k

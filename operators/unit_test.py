@@ -76,6 +76,10 @@ class WriteTests(Operator):
     Config = WriteTestsConfig
     summary = "An LLM writes unit tests (Python asserts or natural-language checks) for the query."
 
+    def call_bound(self, fan_in: int) -> tuple[int, int]:
+        """One call; one candidate carrying the tests."""
+        return 1, 1
+
     async def __call__(self, inputs: list[Candidate], query: Query, ctx) -> list[Candidate]:
         tests = await write_tests(self.config, query, ctx)
         text = "\n".join(t.get("code") or t.get("text", "") for t in tests)
@@ -127,6 +131,15 @@ class UnitTest(Operator):
     kind = "unit_test"
     Config = UnitTestConfig
     summary = "Run candidates against unit tests (sandbox) or LLM-judged checks; best first."
+
+    def call_bound(self, fan_in: int) -> tuple[int, int]:
+        """A test-writing call when the model may write them, plus a judge call per input when nl checks can occur."""
+        cfg: UnitTestConfig = self.config
+        writes = int(cfg.model is not None and cfg.tests in ("model", "auto"))
+        # nl checks come from the model (style 'nl') or from a write_tests input of style 'nl',
+        # whatever this node's own style; judging them needs the model.
+        judges = fan_in if cfg.model is not None and (cfg.style == "nl" or cfg.tests in ("inputs", "auto")) else 0
+        return writes + judges, fan_in if cfg.top_k is None else min(fan_in, cfg.top_k)
 
     async def __call__(self, inputs: list[Candidate], query: Query, ctx) -> list[Candidate]:
         cfg: UnitTestConfig = self.config

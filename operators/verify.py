@@ -62,6 +62,10 @@ class Verify(Operator):
     Config = VerifyConfig
     summary = "An LLM verifier reasons, then gives a verdict per candidate; keep the verified ones."
 
+    def call_bound(self, fan_in: int) -> tuple[int, int]:
+        """At most one call per candidate (first_k may stop early); the fallback keeps them all."""
+        return fan_in, fan_in
+
     async def __call__(self, inputs: list[Candidate], query: Query, ctx) -> list[Candidate]:
         cfg: VerifyConfig = self.config
         checked: list[Candidate] = []

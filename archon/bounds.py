@@ -1,0 +1,36 @@
+"""Static cost bounds: what a pipeline can spend on one query, known before running it."""
+
+from __future__ import annotations
+
+__all__ = ["calls_per_query"]
+
+from graphlib import TopologicalSorter
+
+from archon.registry import get_operator
+from archon.spec import PipelineSpec
+
+
+def calls_per_query(spec: PipelineSpec) -> int:
+    """The most model calls one query can make through ``spec`` (one call = one recorded request).
+
+    Nodes are visited inputs first; each node's ``Operator.call_bound`` gets the most candidates its
+    inputs can output (1 for a node without inputs) and returns its calls and outputs. Every node is
+    counted, every branch of a route included, so this is an upper bound: a routed query runs one
+    branch, and early exits (rank of one candidate, verify's ``first_k``) spend less.
+
+    Cache hits count like calls. A request whose samples are partly cached is recorded twice (the
+    hits and the live rest), so a run's ``calls`` total can exceed this bound when the cache is on.
+    """
+    by_id = {n.id: n for n in spec.nodes}
+    # spec.nodes may come in any order; the graph check already rejected cycles.
+    order = TopologicalSorter({n.id: set(n.inputs) for n in spec.nodes}).static_order()
+    outputs: dict[str, int] = {}
+    total = 0
+    for node_id in order:
+        node = by_id[node_id]
+        # Built as the runner builds it, so a plug-in's own bound is used too.
+        op = get_operator(node.op)(node.id, node.config)
+        fan_in = sum(outputs[i] for i in node.inputs) if node.inputs else 1
+        calls, outputs[node_id] = op.call_bound(fan_in)
+        total += calls
+    return total

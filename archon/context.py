@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from archon.exceptions import ConfigError, suggest
 from archon.graph import parse_model_ref
 from backends.base import Backend, CallMeta, Completion, CompletionRequest
+from backends.budget import Budget, BudgetedBackend
 from backends.presets import BackendSpec, resolve_backend_specs
 from backends.wrappers import CachedBackend, CallLog, LimitedBackend, RecordingBackend
 
@@ -30,7 +31,7 @@ class Runtime:
     ``backends`` maps names to ready backend instances (test doubles, custom clients); names not
     given are built from ``specs`` (presets merged with a pipeline's ``backends:``) on first use.
     ``store``: None for the default database, a URL, a Store, or False for no store (no recording
-    to SQL, no cache).
+    to SQL, no cache). ``budget``: a spending limit (and meter) over every request this runtime issues.
     """
 
     def __init__(
@@ -41,6 +42,7 @@ class Runtime:
         store: Store | str | None | bool = None,
         use_cache: bool = True,
         global_limit: int = 256,
+        budget: Budget | None = None,
     ):
         from stores.pricing import Pricing
 
@@ -53,6 +55,9 @@ class Runtime:
             self.store = get_store(store)
         self.use_cache = use_cache and self.store is not None
         self.log = CallLog(self.store, Pricing.load())
+        # Always there: without limits it is the exact meter of what this runtime issued.
+        self.budget = budget or Budget()
+        self.budget.pricing = self.budget.pricing or self.log.pricing
         self._global = asyncio.Semaphore(global_limit)
         self._chains: dict[str, Backend] = {}
         self._raw: list[Backend] = []
@@ -82,6 +87,7 @@ class Runtime:
         chain: Backend = RetryingBackend(raw, max_retries=spec.max_retries, max_wait=spec.max_retry_wait)
         chain = LimitedBackend(chain, spec.max_concurrency, self._global)
         chain = RecordingBackend(chain, self.log)
+        chain = BudgetedBackend(chain, self.budget)  # under the cache: a replayed sample spends nothing
         if self.use_cache:
             chain = CachedBackend(chain, self.log)
         return chain

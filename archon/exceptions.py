@@ -6,6 +6,7 @@
     │   ├── ConfigError          a flag, an environment variable or a backend setting is wrong
     │   └── MissingDependency    an optional extra is not installed (names the pip command)
     └── RunFailed                exit code 1: a run failed at run time
+        ├── BudgetExhausted      a request was refused: it could cross the command's spending limit
         └── BackendError         a model call failed (names backend, model and, when known, node)
             ├── BackendAuthError      401/403: the key is missing or wrong (names the key variable)
             ├── BackendRequestError   400/404: the request itself is wrong; retrying cannot help
@@ -26,6 +27,7 @@ __all__ = [
     "ConfigError",
     "MissingDependency",
     "RunFailed",
+    "BudgetExhausted",
     "BackendError",
     "BackendAuthError",
     "BackendRequestError",
@@ -70,6 +72,10 @@ class MissingDependency(UserError):
 
 class RunFailed(ArchonError):
     exit_code = 1
+
+
+class BudgetExhausted(RunFailed):
+    """Raised before a request, never after: what was spent stays at or below the limit."""
 
 
 class BackendError(RunFailed):

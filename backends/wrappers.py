@@ -194,12 +194,18 @@ class RecordingBackend:
 
 
 class CachedBackend:
-    """Replays sample k of an identical earlier request instead of calling the backend again."""
+    """Replays sample k of an identical earlier request instead of calling the backend again.
+
+    Identical requests in flight at the same time (two equal candidates critiqued at once, two
+    trials sharing a prefix) are sent once: later ones wait for the first one's answer and are
+    logged as cached, so even concurrent work never pays twice.
+    """
 
     def __init__(self, inner: Backend, log: CallLog):
         self.inner = inner
         self.name = inner.name
         self.log = log
+        self._inflight: dict[tuple[str, int], asyncio.Future] = {}
 
     async def complete(self, request: CompletionRequest) -> Completion:
         from stores.store import CachedSample
@@ -207,7 +213,26 @@ class CachedBackend:
         start = time.perf_counter()
         key = request_key(self.name, request)
         hits = await self.log.cache_get(key, request.samples)
-        missing = tuple(k for k in request.samples if k not in hits)
+        waiting = {k: self._inflight[(key, k)] for k in request.samples if k not in hits and (key, k) in self._inflight}
+        missing = tuple(k for k in request.samples if k not in hits and k not in waiting)
+        live, flight = None, None
+        if missing:
+            flight = asyncio.get_running_loop().create_future()
+            for k in missing:
+                self._inflight[(key, k)] = flight
+        try:
+            for k, fut in waiting.items():
+                hits[k] = (await asyncio.shield(fut))[k]
+            if missing:
+                live = await self.inner.complete(request.with_samples(missing))
+        except BaseException as exc:
+            if flight is not None and not flight.done():
+                flight.set_exception(exc if isinstance(exc, Exception) else BackendError("the request was cancelled"))
+                flight.exception()  # waiters see it; with none, asyncio must not warn that nobody did
+            raise
+        finally:
+            for k in missing:
+                self._inflight.pop((key, k), None)
         texts: dict[int, str] = {k: h.text for k, h in hits.items()}
         logprobs: dict[int, list[float] | None] = {k: h.logprobs for k, h in hits.items()}
         usage, saved = Usage(), None
@@ -221,20 +246,19 @@ class CachedBackend:
                 completion_tokens=usage.completion_tokens, cost_usd=0.0, saved_usd=saved,
                 latency_ms=(time.perf_counter() - start) * 1000, status="ok", error=None, attempts=0, cached=True,
             ))
-        live = None
-        if missing:
-            live = await self.inner.complete(request.with_samples(missing))
+        if live is not None:
             shares = live.usage.split(len(missing))
             share_cost = None if live.cost_usd is None else live.cost_usd / len(missing)
-            entries = []
+            entries = {}
             for i, k in enumerate(missing):
                 texts[k] = live.texts[i]
                 logprobs[k] = live.logprobs[i] if live.logprobs else None
-                entries.append(CachedSample(
+                entries[k] = CachedSample(
                     key=key, sample=k, backend=self.name, model=request.model, text=live.texts[i], logprobs=logprobs[k],
                     prompt_tokens=shares[i].prompt_tokens, completion_tokens=shares[i].completion_tokens, cost_usd=share_cost,
-                ))
-            self.log.cache_add(entries)
+                )
+            flight.set_result(entries)
+            self.log.cache_add(list(entries.values()))
             usage = usage + live.usage
         has_lp = any(v is not None for v in logprobs.values())
         return Completion(

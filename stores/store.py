@@ -196,6 +196,23 @@ class Store:
             rows = conn.execute(query).mappings().all()
         return [_run_dict(row) for row in rows]
 
+    def spend(self, run_ids: Sequence[str]) -> dict[str, float]:
+        """What the calls of these runs cost (``cost_usd``, paid) and saved (``saved_usd``, replayed from the cache).
+
+        Their sum is what the runs would cost with no cache: a pipeline's own price, not this run's luck.
+        """
+        cost = saved = 0.0
+        ids = [r for r in run_ids if r]
+        with self._tx("summing run costs", write=False) as conn:
+            for i in range(0, len(ids), 500):  # stay under every database's bound-parameter limit
+                row = conn.execute(
+                    select(func.coalesce(func.sum(_calls.c.cost_usd), 0.0), func.coalesce(func.sum(_calls.c.saved_usd), 0.0))
+                    .where(_calls.c.run_id.in_(ids[i:i + 500]))
+                ).one()
+                cost += float(row[0])
+                saved += float(row[1])
+        return {"cost_usd": cost, "saved_usd": saved}
+
     def record_calls(self, rows: Sequence[CallRecord]) -> None:
         """Insert a batch of calls in one transaction; their texts are stored once per distinct text."""
         self.write(calls=rows)

@@ -209,67 +209,6 @@ def _stderr_console():
     return Console(stderr=True)
 
 
-@app.command()
-def search(
-    space: Annotated[Path, typer.Argument(help="A search-space file: a pipeline file whose values may be choices.", show_default=False)],
-    benchmark: Annotated[str, typer.Option("--benchmark", "-b", help="Benchmark name or file (as for archon eval).")],
-    trials: Annotated[int, typer.Option("--trials", "-t", min=1, help="Finished trials the study should hold (earlier runs count).")] = 20,
-    limit: Annotated[Optional[int], typer.Option("--limit", "-n", min=1, help="Dev items (the first N).")] = None,
-    sampler: Annotated[str, typer.Option("--sampler", help="tpe, random, grid or nsga2.")] = "tpe",
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Sampler seed, for reproducible searches.")] = None,
-    budget_usd: Annotated[Optional[float], typer.Option("--budget-usd", min=0, help="Stop once the search has spent this many dollars.")] = None,
-    max_calls: Annotated[Optional[int], typer.Option("--max-calls", min=1, help="Stop once the search has issued this many model calls.")] = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Items run at once within a trial.")] = 8,
-    study: Annotated[Optional[str], typer.Option("--study", help="Study name (default: <space>@<benchmark>).")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the best pipeline here as YAML.")] = None,
-    storage: Annotated[Optional[str], typer.Option("--storage", help="Study database (default: the store's, --db).")] = None,
-    db: DbOpt = None,
-    json_out: JsonOpt = False,
-) -> None:
-    """Search the space for the pipeline that scores best on the benchmark; resumable, cache shared by all trials."""
-    from archon.context import Runtime
-    from archon.evals.datasets import load_benchmark
-    from search.space import load_space
-    from search.study import run_search
-
-    sp = load_space(space)
-    bench = load_benchmark(benchmark, limit=limit)
-
-    async def go():
-        runtime = Runtime(sp.sample_first().backends, store=db)
-        try:
-            url = storage or runtime.store.url.render_as_string(hide_password=False)
-
-            def progress(number, state, score, totals):
-                if not json_out:
-                    _err(f"trial {number}: {state}, score {score if score is None else f'{score:.1%}'} on {totals.get('n')} items, "
-                         f"{totals.get('calls', 0)} calls ({totals.get('cached_calls', 0)} cached)")
-
-            return await run_search(sp, bench, runtime, storage=url, trials=trials, study_name=study, sampler=sampler, seed=seed,
-                                    concurrency=concurrency, budget_usd=budget_usd, max_calls=max_calls, progress=progress)
-        finally:
-            await runtime.aclose()
-
-    res = asyncio.run(go())
-    if out is not None and res.best is not None:
-        out.write_text(res.best["pipeline"], encoding="utf-8")
-    summary = {"study": res.study_name, "trials": len(res.trials), "best": res.best, "stopped": res.stopped,
-               "calls_requested": res.requested_calls, "calls_issued": res.issued_calls, "leaderboard": res.trials}
-    if json_out:
-        typer.echo(json.dumps(summary, indent=2, default=str))
-        return
-    for row in res.trials[:10]:
-        ci = "" if row["ci_low"] is None else f" ({row['ci_low']:.0%}-{row['ci_high']:.0%})"
-        score = "-" if row["score"] is None else f"{row['score']:.1%}"
-        pipe = " -> ".join(f"{n['op']}" for n in __import__("yaml").safe_load(row["pipeline"] or "nodes: []")["nodes"])
-        typer.echo(f"#{row['trial']:<4} {row['state']:9s} {score:>6}{ci:14s} {row['calls_per_item'] or 0:>5} calls/item  {pipe}")
-    typer.echo(f"calls requested {res.requested_calls}, issued {res.issued_calls} (the rest replayed from the cache)")
-    if res.stopped:
-        typer.echo(f"stopped: {res.stopped}")
-    if out is not None and res.best is not None:
-        typer.echo(f"best pipeline (trial {res.best['trial']}) written to {out}")
-
-
 @app.command("import-archon")
 def import_archon(
     config: Annotated[Path, typer.Argument(help="An original Archon JSON config.", show_default=False)],
@@ -370,3 +309,7 @@ def main() -> None:
         _err(f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)")
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+# Registers ``archon search`` on ``app`` (kept in its own module: it is the largest command).
+from archon import cli_search as _cli_search  # noqa: E402,F401

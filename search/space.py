@@ -32,13 +32,15 @@ the unit_test that evaluates them.
 
 from __future__ import annotations
 
-__all__ = ["SearchSpace", "load_space", "space_json_schema"]
+__all__ = ["FunctionSpace", "SearchSpace", "load_space", "space_json_schema"]
 
+import importlib
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
 
-from archon.exceptions import SpecError
+from archon.exceptions import SpecError, UserError
 from archon.spec import PipelineSpec, parse_pipeline, read_yaml
 
 _NODE_EXTRA = ("optional", "repeat")
@@ -48,7 +50,26 @@ def _is_choice(v: Any) -> bool:
     return isinstance(v, dict) and ("choices" in v or ("low" in v and "high" in v))
 
 
-class SearchSpace:
+class _Space:
+    """What every search space offers; subclasses implement ``sample(trial) -> PipelineSpec``."""
+
+    name: str
+
+    def sample(self, trial: Any) -> PipelineSpec:
+        raise NotImplementedError
+
+    def sample_first(self) -> PipelineSpec:
+        """The pipeline made of every optional node and the first of every choice."""
+        return self.sample(_FirstChoice())
+
+    def params(self) -> list[str]:
+        """The parameter names of the space (for grids and reports)."""
+        rec = _Recorder()
+        self.sample(rec)
+        return rec.names
+
+
+class SearchSpace(_Space):
     """A parsed search space; ``sample(trial)`` turns an Optuna trial into a checked pipeline."""
 
     def __init__(self, data: dict[str, Any], source: str = "<space>"):
@@ -111,16 +132,6 @@ class SearchSpace:
         if self.data.get("backends"):
             pipeline["backends"] = self.data["backends"]
         return parse_pipeline(pipeline, source=self.source, default_name=self.name, check_backends=False)
-
-    def sample_first(self) -> PipelineSpec:
-        """The pipeline made of every optional node and the first of every choice."""
-        return self.sample(_FirstChoice())
-
-    def params(self) -> list[str]:
-        """The parameter names of the space (for grids and reports)."""
-        rec = _Recorder()
-        self.sample(rec)
-        return rec.names
 
 
 def _choices_in(value: Any):
@@ -187,8 +198,59 @@ class _Recorder(_FirstChoice):
         return low
 
 
-def load_space(path: str | Path) -> SearchSpace:
-    return SearchSpace(read_yaml(path, "search-space"), source=str(path))
+class FunctionSpace(_Space):
+    """A define-by-run search space: ``space(trial)`` returns a ``Pipeline`` builder, a ``PipelineSpec``
+    or a pipeline mapping, asking the trial for each choice (``trial.suggest_categorical`` ...)::
+
+        def space(trial):
+            p = Pipeline("code")
+            n = trial.suggest_categorical("samples", [1, 5, 10])
+            draft = p.add("draft", "generate", model="local/gemma-3-270m", samples=n, mode="completion")
+            if n > 1 and trial.suggest_categorical("tests", [True, False]):
+                p.add("pick", "unit_test", inputs=[draft], tests="doctest")
+            return p
+    """
+
+    def __init__(self, fn: Any, name: str, source: str):
+        self.fn, self.name, self.source = fn, name, source
+        self.sample_first()  # a space that cannot build its first pipeline is an error now, not in trial 1
+
+    def sample(self, trial: Any) -> PipelineSpec:
+        from archon.builder import Pipeline
+
+        built = self.fn(trial)
+        if isinstance(built, Pipeline):
+            return built.build(check_backends=False)
+        if isinstance(built, PipelineSpec):
+            return built
+        if isinstance(built, dict):
+            return parse_pipeline(built, source=self.source, default_name=self.name, check_backends=False)
+        raise SpecError(f"{self.source}: the space function returned {type(built).__name__}; "
+                        "return a Pipeline, a PipelineSpec or a pipeline mapping.")
+
+
+def load_space(path: str | Path) -> SearchSpace | FunctionSpace:
+    """A YAML space file, or a Python one: ``space.py`` (its function ``space``), ``space.py:fn`` or ``package.module:fn``."""
+    ref = str(path)
+    file, _, fn_name = ref.partition(":") if ref.count(":") == 1 and not Path(ref).exists() else (ref, "", "")
+    if not file.endswith(".py") and not fn_name:
+        return SearchSpace(read_yaml(path, "search-space"), source=ref)
+    fn_name = fn_name or "space"
+    if file.endswith(".py"):
+        if not Path(file).is_file():
+            raise UserError(f"{file}: no such search-space file.")
+        spec = importlib.util.spec_from_file_location(f"archon_space_{Path(file).stem}", file)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    else:
+        try:
+            module = importlib.import_module(file)
+        except ImportError as exc:
+            raise UserError(f"{ref}: cannot import module '{file}' ({exc}).") from exc
+    fn = getattr(module, fn_name, None)
+    if not callable(fn):
+        raise UserError(f"{ref}: no function '{fn_name}(trial)' in {file}; define one that returns a Pipeline.")
+    return FunctionSpace(fn, getattr(module, "NAME", None) or Path(file).stem.replace(".", "-"), ref)
 
 
 def space_json_schema() -> dict[str, Any]:

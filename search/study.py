@@ -2,27 +2,46 @@
 growing subset of the dev items (poor trials pruned early), all trials sharing the response cache.
 
 The study lives in the same database as the store, so running the same command again resumes it,
-and several workers pointed at one PostgreSQL database share it.
+and several workers pointed at one PostgreSQL database share it: each worker heartbeats its running
+trial, counts the others' running trials toward ``--trials``, and a killed worker's trial is failed
+once its heartbeat goes stale. Budgets: ``runtime.budget`` refuses any request that could cross the
+search's total limit; per-query limits reject pipelines that make too many calls (known before
+running) or spend too many tokens or dollars per query (measured on the first subset).
 """
 
 from __future__ import annotations
 
-__all__ = ["SearchResult", "make_sampler", "run_search", "subset_sizes"]
+__all__ = ["PerQuery", "SearchResult", "make_sampler", "run_search", "subset_sizes"]
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from archon.exceptions import ConfigError, UserError, suggest
-from archon.evals.report import summarize
+from search.final import finish_search, measure, study_summary
 
 if TYPE_CHECKING:
     from archon.context import Runtime
     from archon.evals.datasets import Benchmark
+    from archon.spec import PipelineSpec
     from search.space import SearchSpace
 
 SAMPLERS = ("tpe", "random", "grid", "nsga2")
+COST_KEYS = {"usd": "cost_per_query_usd", "tokens": "tokens_per_query", "calls": "calls_per_item"}
+HEARTBEAT_S = 2.0  # a running trial's heartbeat period ...
+GRACE_S = 8.0  # ... and how long without one before another worker fails it as stale
+MAX_INFEASIBLE_IN_A_ROW = 200  # samples ruled out by the per-query call limit before giving up
+
+
+@dataclass(frozen=True)
+class PerQuery:
+    """Limits every candidate must respect, per query: calls (static bound), tokens and dollars (measured means)."""
+
+    calls: int | None = None
+    tokens: float | None = None
+    usd: float | None = None
 
 
 def make_sampler(name: str, seed: int | None, space: SearchSpace | None = None):
@@ -42,33 +61,46 @@ def make_sampler(name: str, seed: int | None, space: SearchSpace | None = None):
 
 
 def _grid(space: SearchSpace) -> dict[str, list[Any]]:
-    """Every parameter's values; ranges must have a step to be gridded."""
+    """Every parameter's values; ranges must have a step to be gridded.
+
+    A define-by-run space asks some parameters only on some paths (``rank`` only when samples > 1):
+    the space is walked again with each known value of each parameter until no new one appears.
+    """
     from search.space import _Recorder
 
     grid: dict[str, list[Any]] = {}
 
     class Collect(_Recorder):
+        def __init__(self, fixed: dict[str, Any]):
+            super().__init__()
+            self.fixed = fixed
+
         def suggest_categorical(self, name, choices):
-            grid[name] = list(choices)
-            return choices[0]
+            grid.setdefault(name, list(choices))
+            return self.fixed.get(name, choices[0])
 
         def suggest_int(self, name, low, high, step=1, log=False):
-            grid[name] = list(range(low, high + 1, step))
-            return low
+            grid.setdefault(name, list(range(low, high + 1, step)))
+            return self.fixed.get(name, low)
 
         def suggest_float(self, name, low, high, step=None, log=False):
             if step is None:
                 raise UserError(f"the grid sampler needs a 'step' on the float range '{name}'")
             n = int(round((high - low) / step))
-            grid[name] = [round(low + i * step, 10) for i in range(n + 1)]
-            return low
+            grid.setdefault(name, [round(low + i * step, 10) for i in range(n + 1)])
+            return self.fixed.get(name, low)
 
-    space.sample(Collect())
+    space.sample(Collect({}))
+    tried: set[tuple[str, str]] = set()
+    while todo := [(k, v) for k, vs in grid.items() for v in vs if (k, repr(v)) not in tried]:
+        for k, v in todo:
+            tried.add((k, repr(v)))
+            space.sample(Collect({k: v}))
     return grid
 
 
 def subset_sizes(total: int, steps: int = 3, first: int = 5) -> list[int]:
-    """Growing dev subsets, e.g. 50 items -> [12, 25, 50]: cheap looks first, the whole set last."""
+    """Growing dev subsets, e.g. 50 items -> [16, 33, 50]: cheap looks first, the whole set last."""
     sizes = sorted({max(min(first, total), total * (k + 1) // steps) for k in range(steps)})
     return [s for s in sizes if s > 0] or [total]
 
@@ -76,18 +108,66 @@ def subset_sizes(total: int, steps: int = 3, first: int = 5) -> list[int]:
 @dataclass
 class SearchResult:
     study_name: str
-    trials: list[dict[str, Any]] = field(default_factory=list)
+    trials: list[dict[str, Any]] = field(default_factory=list)  # the leaderboard, best first
     best: dict[str, Any] | None = None
+    pareto: list[dict[str, Any]] = field(default_factory=list)
+    baseline: dict[str, Any] | None = None
+    holdout: dict[str, Any] | None = None
     stopped: str | None = None  # why the search stopped early (a budget), if it did
+    calls_requested: int = 0
+    calls_issued: int = 0
+    spent_usd: float = 0.0
+    saved_usd: float = 0.0
+    ran: int = 0  # trials this process ran
     wall_s: float = 0.0
 
-    @property
-    def requested_calls(self) -> int:
-        return sum(t.get("calls", 0) for t in self.trials)
+    def to_dict(self) -> dict[str, Any]:
+        return {"study": self.study_name, "leaderboard": self.trials, **{k: v for k, v in asdict(self).items() if k not in ("study_name", "trials")}}
 
-    @property
-    def issued_calls(self) -> int:
-        return sum(t.get("calls", 0) - t.get("cached_calls", 0) for t in self.trials)
+
+def _study(name: str, storage: str, sampler: str, seed: int | None, space: SearchSpace, multi: bool):
+    import optuna
+
+    store = _rdb_storage(storage)
+    directions = ["maximize", "minimize"] if multi else ["maximize"]
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
+    try:
+        study = optuna.create_study(study_name=name, storage=store, load_if_exists=True, directions=directions,
+                                    sampler=make_sampler(sampler, seed, space), pruner=pruner)
+    except ValueError as exc:  # an existing study with other directions
+        raise UserError(f"study '{name}' exists with other objectives ({exc}); give another --study name.") from exc
+    if [d.name.lower() for d in study.directions] != directions:
+        raise UserError(f"study '{name}' was created {'without' if multi else 'with'} the nsga2 score-and-cost objective; "
+                        "give another --study name or the sampler it was made with.")
+    return study, store
+
+
+def _rdb_storage(url: str):
+    import optuna
+    import sqlalchemy.exc
+    from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random
+
+    # Workers started together on a fresh PostgreSQL database race to create Optuna's tables and
+    # types; the loser's CREATE fails. Trying again finds them made.
+    @retry(retry=retry_if_exception_type((sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError)),
+           stop=stop_after_attempt(5), wait=wait_random(0.1, 1.0), reraise=True)
+    def make():
+        return optuna.storages.RDBStorage(url, heartbeat_interval=int(HEARTBEAT_S) or 1, grace_period=int(GRACE_S))
+
+    return make()
+
+
+async def _heartbeat(store: Any, trial_id: int) -> None:
+    while True:
+        await asyncio.to_thread(store.record_heartbeat, trial_id)
+        await asyncio.sleep(HEARTBEAT_S)
+
+
+def _counts(t: Any) -> bool:
+    """Trials toward ``--trials``: evaluated ones (a sample the call limit ruled out costs nothing and does not count)."""
+    from optuna.trial import TrialState
+
+    return t.state in (TrialState.COMPLETE, TrialState.PRUNED) and not t.user_attrs.get("ruled_out")
 
 
 async def run_search(
@@ -103,75 +183,161 @@ async def run_search(
     steps: int = 3,
     concurrency: int = 8,
     budget_usd: float | None = None,
+    budget_tokens: int | None = None,
     max_calls: int | None = None,
+    per_query: PerQuery = PerQuery(),
+    trial_items: int | None = None,
+    rescore: int = 3,
+    holdout: int = 0,
+    baseline: PipelineSpec | None = None,
+    cost: str = "usd",
     progress: Any = None,
 ) -> SearchResult:
-    """Run trials until the study holds ``trials`` finished ones (counting earlier runs), or a budget stops it."""
+    """Run trials until the study holds ``trials`` evaluated ones (earlier runs and other workers count),
+    or a budget stops it; then score the best few on the whole dev set, the baseline, and the held-out split."""
     import optuna
-
-    from archon.evals.runner import evaluate
+    from optuna.trial import TrialState
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Heartbeats are recorded here (ask/tell, not study.optimize), which Optuna warns about; so is their API being experimental.
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+    if cost not in COST_KEYS:
+        raise UserError(f"unknown cost measure '{cost}'. Valid: {', '.join(COST_KEYS)}")
+    if holdout and holdout >= len(benchmark.items):
+        raise UserError(f"--holdout {holdout} leaves no dev items: the benchmark has {len(benchmark.items)}.")
+    dev = benchmark.head(len(benchmark.items) - holdout)
+    held = benchmark.tail(holdout) if holdout else None
     name = study_name or f"{space.name}@{benchmark.name}"
-    study = optuna.create_study(
-        study_name=name, storage=storage, load_if_exists=True, direction="maximize",
-        sampler=make_sampler(sampler, seed, space), pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0),
-    )
-    sizes = subset_sizes(len(benchmark.items), steps)
+    multi = sampler == "nsga2"
+    study, store = _study(name, storage, sampler, seed, space, multi)
+    study.set_user_attr("cost_key", COST_KEYS[cost])
+    budget = runtime.budget
+    budget.usd, budget.tokens, budget.calls = budget_usd, budget_tokens, max_calls
+    n_trial = min(trial_items or len(dev.items), len(dev.items))
+    # Optuna cannot prune a multi-objective study: NSGA-II scores every trial on all its items at once.
+    sizes = [n_trial] if multi else subset_sizes(n_trial, steps)
     result = SearchResult(name)
+    mine: set[int] = set()
+    ruled_out_in_a_row = 0
     started = time.perf_counter()
     while True:
-        done = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
-        spent = sum(t.user_attrs.get("cost_usd") or 0.0 for t in done)
-        calls = sum(t.user_attrs.get("calls", 0) - t.user_attrs.get("cached_calls", 0) for t in done)
-        if len(done) >= trials:
+        optuna.storages.fail_stale_trials(study)
+        everything = study.get_trials(deepcopy=False)
+        budget.base = _spent(t for t in everything if t.number not in mine)
+        counted = sum(_counts(t) for t in everything)
+        running = sum(t.state == TrialState.RUNNING for t in everything)
+        if counted >= trials:
             break
-        if budget_usd is not None and spent >= budget_usd:
-            result.stopped = f"dollar budget reached: ${spent:.4f} of ${budget_usd:.4f}"
+        if budget.exhausted or budget.over():
+            result.stopped = f"{budget.exhausted or budget.over()}; every finished trial is kept"
             break
-        if max_calls is not None and calls >= max_calls:
-            result.stopped = f"call budget reached: {calls} of {max_calls} calls issued"
+        if ruled_out_in_a_row >= MAX_INFEASIBLE_IN_A_ROW:
+            result.stopped = f"the last {ruled_out_in_a_row} samples all make more than {per_query.calls} calls per query"
             break
+        if counted + running >= trials:
+            await asyncio.sleep(HEARTBEAT_S)  # other workers are finishing the last trials
+            continue
         trial = study.ask()
+        mine.add(trial.number)
+        if _surplus(study, trial.number, trials):
+            # Another worker asked in the same instant: the earliest trial numbers win, this one steps back.
+            trial.set_user_attr("surplus", True)
+            study.tell(trial, state=TrialState.FAIL)
+            continue
         spec = space.sample(trial)
-        trial.set_user_attr("pipeline", spec.to_yaml())
-        state, score, totals = optuna.trial.TrialState.COMPLETE, None, {}
-        for step, n in enumerate(sizes):
-            run = await evaluate(spec, benchmark.head(n), runtime, concurrency=concurrency, trial=trial.number)
-            totals = summarize(run.results)
-            score = totals["score"] if totals["score"] is not None else 0.0
-            trial.report(score, step)
-            if budget_usd is not None and spent + (totals["cost_usd"] or 0.0) >= budget_usd and step < len(sizes) - 1:
-                break  # keep what this trial has: stop growing its subset
-            if trial.should_prune():
-                state = optuna.trial.TrialState.PRUNED
-                break
-        for key in ("n", "ci_low", "ci_high", "cost_usd", "calls", "cached_calls", "calls_per_item", "failed"):
-            trial.set_user_attr(key, totals.get(key))
-        study.tell(trial, score if state == optuna.trial.TrialState.COMPLETE else None, state=state)
-        if progress is not None:
-            progress(trial.number, state.name.lower(), score, totals)
-    await runtime.flush()
-    result.trials = leaderboard(study)
-    complete = [t for t in result.trials if t["state"] == "complete"]
-    result.best = complete[0] if complete else None
+        state, measured = await _run_trial(trial, spec, store, study, dev, sizes, runtime, concurrency, per_query, cost, multi)
+        ruled_out_in_a_row = ruled_out_in_a_row + 1 if state == "ruled_out" else 0
+        result.ran += state != "ruled_out"
+        if progress is not None and state != "ruled_out":
+            progress(trial.number, state, measured)
+    if result.stopped is None:
+        await finish_search(study, dev, held, runtime, rescore=rescore, baseline=baseline,
+                            concurrency=concurrency, cost_key=COST_KEYS[cost])
+    study.set_user_attr("last_stop", result.stopped)
+    summary = study_summary(study, COST_KEYS[cost])
+    for key, value in summary.items():
+        if key == "leaderboard":
+            result.trials = value
+        elif hasattr(result, key) and key != "stopped":
+            setattr(result, key, value)
     result.wall_s = time.perf_counter() - started
     return result
 
 
-def leaderboard(study: Any) -> list[dict[str, Any]]:
-    """Finished trials, best first: score with interval, cost and calls per query, the pipeline."""
-    rows = []
-    for t in study.get_trials(deepcopy=False):
-        if not t.state.is_finished():
-            continue
+def _surplus(study: Any, number: int, trials: int) -> bool:
+    from optuna.trial import TrialState
+
+    ahead = [t for t in study.get_trials(deepcopy=False)
+             if _counts(t) or (t.state == TrialState.RUNNING and t.number < number)]
+    return len(ahead) >= trials
+
+
+def _spent(trials) -> Any:
+    from backends.budget import Spend
+
+    total = Spend()
+    for t in trials:
         a = t.user_attrs
-        rows.append({
-            "trial": t.number, "state": t.state.name.lower(),
-            "score": t.value if t.value is not None else (max(t.intermediate_values.values()) if t.intermediate_values else None),
-            "ci_low": a.get("ci_low"), "ci_high": a.get("ci_high"), "n": a.get("n"),
-            "cost_usd": a.get("cost_usd"), "calls": a.get("calls", 0), "cached_calls": a.get("cached_calls", 0),
-            "calls_per_item": a.get("calls_per_item"), "pipeline": a.get("pipeline", ""), "params": dict(t.params),
-        })
-    rows.sort(key=lambda r: (r["state"] != "complete", -(r["score"] or 0.0), r["calls_per_item"] or 0))
-    return rows
+        total = total + Spend(a.get("spent_usd") or 0.0, a.get("spent_tokens") or 0, a.get("issued_calls") or 0)
+    return total
+
+
+async def _run_trial(trial, spec, store, study, dev, sizes, runtime, concurrency, per_query, cost, multi) -> tuple[str, dict]:
+    """Score one trial on growing subsets; tell the study. Returns the state it ended in and what was measured."""
+    from optuna.trial import TrialState
+
+    from archon.bounds import calls_per_query
+    from archon.evals.runner import evaluate
+
+    trial.set_user_attr("pipeline", spec.to_yaml())
+    bound = calls_per_query(spec)
+    trial.set_user_attr("calls_bound", bound)
+    if per_query.calls is not None and bound > per_query.calls:
+        trial.set_user_attr("ruled_out", True)
+        trial.set_user_attr("infeasible", f"up to {bound} calls per query; the limit is {per_query.calls}")
+        trial.set_constraint("per_query", float(bound - per_query.calls))  # TPE and NSGA-II steer away from it
+        study.tell(trial, state=TrialState.PRUNED)
+        return "ruled_out", {}
+    budget = runtime.budget
+    before = budget.spent
+    beat = asyncio.create_task(_heartbeat(store, trial._trial_id))
+    state, values, m = TrialState.COMPLETE, None, {}
+    try:
+        for step, n in enumerate(sizes):
+            run = await evaluate(spec, dev.head(n), runtime, concurrency=concurrency, trial=trial.number)
+            if budget.exhausted:
+                state = TrialState.FAIL
+                trial.set_user_attr("stopped", budget.exhausted)
+                break
+            m = measure(run.results, runtime)
+            why = _over(m, per_query)
+            if why:
+                trial.set_user_attr("infeasible", why)
+                trial.set_constraint("per_query", 1.0)
+                state = TrialState.PRUNED
+                break
+            if not multi:
+                trial.report(m["score"], step)
+                if step < len(sizes) - 1 and trial.should_prune():
+                    state = TrialState.PRUNED
+                    break
+    finally:
+        beat.cancel()
+    if not trial.user_attrs.get("infeasible"):
+        trial.set_constraint("per_query", 0.0)
+    spent = budget.spent - before
+    for key, value in {**m, "spent_usd": spent.usd, "spent_tokens": spent.tokens, "issued_calls": spent.calls}.items():
+        trial.set_user_attr(key, value)
+    if state == TrialState.COMPLETE:
+        values = [m["score"], m[COST_KEYS[cost]] or 0.0] if multi else m["score"]
+    study.tell(trial, values, state=state)
+    return state.name.lower(), m
+
+
+def _over(m: dict[str, Any], limit: PerQuery) -> str | None:
+    if limit.tokens is not None and (m["tokens_per_query"] or 0) > limit.tokens:
+        return f"{m['tokens_per_query']:.0f} tokens per query; the limit is {limit.tokens:g}"
+    if limit.usd is not None and m["cost_per_query_usd"] > limit.usd:
+        return f"${m['cost_per_query_usd']:.6f} per query; the limit is ${limit.usd:g}"
+    return None

@@ -70,6 +70,10 @@ class Benchmark:
     def head(self, limit: int | None) -> Benchmark:
         return self if limit is None else replace(self, items=self.items[: max(0, limit)])
 
+    def tail(self, count: int) -> Benchmark:
+        """The last ``count`` items (a held-out split that ``head`` of the rest never touches)."""
+        return replace(self, items=self.items[len(self.items) - max(0, count):])
+
 
 def render(template: str, fields: dict[str, str]) -> str:
     """Replace ``{name}`` for known names only, in one pass (so an input holding "{choices}" stays as is)."""

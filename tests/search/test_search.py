@@ -112,7 +112,7 @@ def test_search_finds_the_strong_model_and_never_pays_twice(tmp_path):
     # every request the backend saw was distinct: trials share the cache
     keys = [json.dumps([r.model, r.prompt_text(), r.samples, r.temperature]) for r in be.requests]
     assert len(keys) == len(set(keys))
-    assert res.issued_calls == len(be.requests) <= res.requested_calls
+    assert res.calls_issued == len(be.requests) < res.calls_requested
     # the same command again resumes the study: nothing more to do
     again = asyncio.run(go(12))
     assert len(again.trials) == 12 and len(be.requests) == len(keys)
@@ -124,3 +124,55 @@ def test_example_spaces_load():
 
     for path in sorted((EXAMPLES / "spaces").glob("*.yaml")):
         assert load_space(path).params()
+
+
+PY_SPACE = '''
+from archon import Pipeline
+
+NAME = "py-demo"
+
+
+def space(trial):
+    p = Pipeline("py-demo")
+    n = trial.suggest_categorical("samples", [1, 3])
+    draft = p.add("draft", "generate", model=trial.suggest_categorical("model", ["fake/weak", "fake/strong"]), samples=n)
+    if n > 1 and trial.suggest_categorical("rank", [True, False]):
+        p.add("top", "rank", inputs=[draft], model="fake/weak", top_k=1)
+    return p
+'''
+
+
+def test_python_space_is_define_by_run_and_searchable(tmp_path):
+    import optuna
+
+    from search.space import load_space
+
+    path = write(tmp_path, "space.py", PY_SPACE)
+    space = load_space(path)
+    assert space.name == "py-demo" and space.params() == ["samples", "model"]
+    spec = space.sample(optuna.trial.FixedTrial({"samples": 3, "model": "fake/strong", "rank": True}))
+    assert [n.id for n in spec.nodes] == ["draft", "top"] and spec.node("draft").config.samples == 3
+    data = write(tmp_path, "items.jsonl", "".join(
+        json.dumps({"id": f"q{i}", "question": f"What is {i} plus one?", "answer": str(i + 1)}) + "\n" for i in range(6)))
+    db = f"sqlite:///{tmp_path / 's.db'}"
+
+    async def go():
+        rt = Runtime(store=db, backends={"fake": FunctionBackend(reply)})
+        try:
+            return await run_search(load_space(f"{path}:space"), load_benchmark(str(data)), rt, storage=db, trials=6, sampler="grid")
+        finally:
+            await rt.aclose()
+
+    res = asyncio.run(go())
+    assert res.best["score"] == 1.0 and "fake/strong" in res.best["pipeline"]
+
+
+@pytest.mark.parametrize("ref, message", [("nowhere.py", "no such search-space file"),
+                                          ("archon.spec:nothing", "no function 'nothing"),
+                                          ("no_such_module_xyz:space", "cannot import module")])
+def test_bad_python_space_references_are_user_errors(tmp_path, ref, message):
+    from archon.exceptions import UserError
+    from search.space import load_space
+
+    with pytest.raises(UserError, match=message):
+        load_space(ref)

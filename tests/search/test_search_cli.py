@@ -38,7 +38,7 @@ def test_search_cli_writes_the_best_pipeline(tmp_path):
                              capture_output=True, text=True, env=env, timeout=120)
         assert out.returncode == 0, out.stderr
         res = json.loads(out.stdout)
-        assert res["trials"] == 4 and res["best"]["score"] == 1.0
+        assert len(res["leaderboard"]) == 4 and res["best"]["score"] == 1.0
         assert res["calls_issued"] <= res["calls_requested"] and res["calls_issued"] == srv.requests
         check = subprocess.run([sys.executable, "-m", "archon", "validate", str(tmp_path / "best.yaml")], capture_output=True, text=True, env=env)
         assert check.returncode == 0, check.stderr

@@ -30,7 +30,8 @@ def search(
     baseline: Annotated[Optional[Path], _Opt("--baseline", help="A pipeline file scored beside the best one (e.g. a single call).")] = None,
     sampler: Annotated[str, _Opt("--sampler", help="tpe, random, grid, or nsga2 (score and cost together: a Pareto front).")] = "tpe",
     seed: Annotated[Optional[int], _Opt("--seed", help="Sampler seed, for reproducible searches.")] = None,
-    cost: Annotated[str, _Opt("--cost", help="Cost measure for nsga2, the Pareto front and the plot: usd, tokens or calls (per query).")] = "usd",
+    cost: Annotated[str, _Opt("--cost", help="Cost per query for nsga2, the Pareto front and the plot: usd, tokens, calls, or auto "
+                                               "(usd when the models have prices, else tokens).")] = "auto",
     budget_usd: Annotated[Optional[float], _Opt("--budget-usd", min=0, help="Total the search may spend, in dollars; it never crosses it.")] = None,
     budget_tokens: Annotated[Optional[int], _Opt("--budget-tokens", min=1, help="Total tokens the search may spend.")] = None,
     max_calls: Annotated[Optional[int], _Opt("--max-calls", min=1, help="Total model calls the search may issue.")] = None,

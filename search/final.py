@@ -87,8 +87,8 @@ def leaderboard(study: Any) -> list[dict[str, Any]]:
     rows = []
     for t in study.get_trials(deepcopy=False):
         a = t.user_attrs
-        if not t.state.is_finished() or a.get("ruled_out") or (t.state.name == "FAIL" and not a.get("stopped")):
-            continue  # ruled out before running, a surplus ask, or a killed worker's trial: nothing to show
+        if not t.state.is_finished() or a.get("skipped") or (t.state.name == "FAIL" and not a.get("stopped")):
+            continue  # a repeat, ruled out before running, a surplus ask, or a killed worker's trial: nothing to show
         state = "infeasible" if a.get("infeasible") else ("stopped" if t.state.name == "FAIL" else t.state.name.lower())
         values = t.values or []
         again = rescored.get(str(t.number), {})
@@ -125,7 +125,7 @@ def study_summary(study: Any, cost_key: str | None = None) -> dict[str, Any]:
         "study": study.study_name, "leaderboard": rows, "best": best,
         "pareto": pareto_front(rows, cost_key=cost_key), "cost_key": cost_key,
         "baseline": final.get("baseline"), "holdout": final.get("holdout"), "dev_items": final.get("dev_items"),
-        "ruled_out": sum(1 for t in study.get_trials(deepcopy=False) if t.user_attrs.get("ruled_out")),
+        "skipped": sum(1 for t in study.get_trials(deepcopy=False) if t.user_attrs.get("skipped")),
         "calls_requested": sum(r["calls"] or 0 for r in rows),
         "calls_issued": sum(r["issued_calls"] or 0 for r in rows),
         "spent_usd": round(sum(r["spent_usd"] or 0.0 for r in rows), 8),

@@ -133,6 +133,11 @@ def _calls(v: Any) -> str:
     return "-" if f is None else f"{f:.1f}"
 
 
+def _tokens(v: Any) -> str:
+    n = _num(v)
+    return "-" if n is None else f"{n:,.0f}"
+
+
 def _trial(row: dict[str, Any]) -> str:
     return "?" if row.get("trial") is None else str(row["trial"])
 
@@ -194,10 +199,10 @@ def render_text(summary: dict[str, Any]) -> str:
     rows = list(summary.get("leaderboard") or [])
     out = [f"search {summary.get('study') or ''}".rstrip(), ""]
 
-    table = [[_trial(r), str(r.get("state") or "-"), _score(r), _money(r.get("cost_per_query_usd")),
+    table = [[_trial(r), str(r.get("state") or "-"), _score(r), _money(r.get("cost_per_query_usd")), _tokens(r.get("tokens_per_query")),
               _calls(r.get("calls_per_item")), _cut(pipeline_line(r.get("pipeline")), _PIPE_WIDTH)] for r in rows[:_TOP]]
     if table:
-        out += _table(["trial", "state", "score (95% CI)", "$/query", "calls/query", "pipeline"], table, right={0, 3, 4})
+        out += _table(["trial", "state", "score (95% CI)", "$/query", "tokens/query", "calls/query", "pipeline"], table, right={0, 3, 4, 5})
         if len(rows) > _TOP:
             out.append(f"... {len(rows) - _TOP} more trials not shown")
     else:
@@ -206,9 +211,9 @@ def render_text(summary: dict[str, Any]) -> str:
     front = list(summary.get("pareto") or [])
     if front:
         out += ["", "Pareto front (no trial is both better and cheaper):"]
-        out += _table(["trial", "score", "$/query", "calls/query"],
-                      [[_trial(r), _pct(r.get("score")), _money(r.get("cost_per_query_usd")),
-                        _calls(r.get("calls_per_item"))] for r in front], right={0, 1, 2, 3})
+        out += _table(["trial", "score", "$/query", "tokens/query", "calls/query"],
+                      [[_trial(r), _pct(r.get("score")), _money(r.get("cost_per_query_usd")), _tokens(r.get("tokens_per_query")),
+                        _calls(r.get("calls_per_item"))] for r in front], right={0, 1, 2, 3, 4})
 
     out += [""] + _best_vs_baseline(summary.get("best"), summary.get("baseline")) + _holdout(summary.get("holdout"))
 
@@ -226,7 +231,8 @@ def render_text(summary: dict[str, Any]) -> str:
 def _axis(rows: list[dict[str, Any]], cost_key: str) -> tuple[str, str]:
     """The x key and its label: dollars per query, or calls per query when no trial has a dollar cost."""
     if any(_cost(r, cost_key) > 0 for r in rows):
-        return cost_key, "cost per query (USD)" if cost_key == "cost_per_query_usd" else cost_key
+        labels = {"cost_per_query_usd": "cost per query (USD)", "tokens_per_query": "tokens per query", "calls_per_item": "calls per query"}
+        return cost_key, labels.get(cost_key, cost_key)
     return "calls_per_item", "calls per query"
 
 

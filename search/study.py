@@ -32,7 +32,7 @@ SAMPLERS = ("tpe", "random", "grid", "nsga2")
 COST_KEYS = {"usd": "cost_per_query_usd", "tokens": "tokens_per_query", "calls": "calls_per_item"}
 HEARTBEAT_S = 2.0  # a running trial's heartbeat period ...
 GRACE_S = 8.0  # ... and how long without one before another worker fails it as stale
-MAX_INFEASIBLE_IN_A_ROW = 200  # samples ruled out by the per-query call limit before giving up
+MAX_SKIPPED_IN_A_ROW = 200  # samples skipped (already tried, or over the per-query call limit) before giving up
 
 
 @dataclass(frozen=True)
@@ -44,11 +44,13 @@ class PerQuery:
     usd: float | None = None
 
 
-def make_sampler(name: str, seed: int | None, space: SearchSpace | None = None):
+def make_sampler(name: str, seed: int | None, space: SearchSpace | None = None, trials: int | None = None):
     import optuna
 
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True)
+        # Optuna's 10 random trials first would make a short search (--trials 8) purely random.
+        startup = 10 if trials is None else max(3, min(10, trials // 3))
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=startup)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "nsga2":
@@ -125,7 +127,7 @@ class SearchResult:
         return {"study": self.study_name, "leaderboard": self.trials, **{k: v for k, v in asdict(self).items() if k not in ("study_name", "trials")}}
 
 
-def _study(name: str, storage: str, sampler: str, seed: int | None, space: SearchSpace, multi: bool):
+def _study(name: str, storage: str, sampler: str, seed: int | None, space: SearchSpace, multi: bool, trials: int):
     import optuna
 
     store = _rdb_storage(storage)
@@ -133,7 +135,7 @@ def _study(name: str, storage: str, sampler: str, seed: int | None, space: Searc
     pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
     try:
         study = optuna.create_study(study_name=name, storage=store, load_if_exists=True, directions=directions,
-                                    sampler=make_sampler(sampler, seed, space), pruner=pruner)
+                                    sampler=make_sampler(sampler, seed, space, trials), pruner=pruner)
     except ValueError as exc:  # an existing study with other directions
         raise UserError(f"study '{name}' exists with other objectives ({exc}); give another --study name.") from exc
     if [d.name.lower() for d in study.directions] != directions:
@@ -164,10 +166,11 @@ async def _heartbeat(store: Any, trial_id: int) -> None:
 
 
 def _counts(t: Any) -> bool:
-    """Trials toward ``--trials``: evaluated ones (a sample the call limit ruled out costs nothing and does not count)."""
+    """Trials toward ``--trials``: evaluated ones. A sample that repeats a tried pipeline, or that the per-query
+    call limit rules out, costs nothing and does not count: ``--trials 8`` means 8 pipelines tried."""
     from optuna.trial import TrialState
 
-    return t.state in (TrialState.COMPLETE, TrialState.PRUNED) and not t.user_attrs.get("ruled_out")
+    return t.state in (TrialState.COMPLETE, TrialState.PRUNED) and not t.user_attrs.get("skipped")
 
 
 async def run_search(
@@ -190,7 +193,7 @@ async def run_search(
     rescore: int = 3,
     holdout: int = 0,
     baseline: PipelineSpec | None = None,
-    cost: str = "usd",
+    cost: str = "auto",
     progress: Any = None,
 ) -> SearchResult:
     """Run trials until the study holds ``trials`` evaluated ones (earlier runs and other workers count),
@@ -202,15 +205,17 @@ async def run_search(
     # Heartbeats are recorded here (ask/tell, not study.optimize), which Optuna warns about; so is their API being experimental.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+    if cost == "auto":  # dollars where the models have prices; tokens for local and unpriced models
+        cost = "usd" if any(_priced(ref, runtime) for ref in space.sample_first().model_refs()) else "tokens"
     if cost not in COST_KEYS:
-        raise UserError(f"unknown cost measure '{cost}'. Valid: {', '.join(COST_KEYS)}")
+        raise UserError(f"unknown cost measure '{cost}'. Valid: auto, {', '.join(COST_KEYS)}")
     if holdout and holdout >= len(benchmark.items):
         raise UserError(f"--holdout {holdout} leaves no dev items: the benchmark has {len(benchmark.items)}.")
     dev = benchmark.head(len(benchmark.items) - holdout)
     held = benchmark.tail(holdout) if holdout else None
     name = study_name or f"{space.name}@{benchmark.name}"
     multi = sampler == "nsga2"
-    study, store = _study(name, storage, sampler, seed, space, multi)
+    study, store = _study(name, storage, sampler, seed, space, multi, trials)
     study.set_user_attr("cost_key", COST_KEYS[cost])
     budget = runtime.budget
     budget.usd, budget.tokens, budget.calls = budget_usd, budget_tokens, max_calls
@@ -219,7 +224,7 @@ async def run_search(
     sizes = [n_trial] if multi else subset_sizes(n_trial, steps)
     result = SearchResult(name)
     mine: set[int] = set()
-    ruled_out_in_a_row = 0
+    skipped_in_a_row = 0
     started = time.perf_counter()
     while True:
         optuna.storages.fail_stale_trials(study)
@@ -232,8 +237,10 @@ async def run_search(
         if budget.exhausted or budget.over():
             result.stopped = f"{budget.exhausted or budget.over()}; every finished trial is kept"
             break
-        if ruled_out_in_a_row >= MAX_INFEASIBLE_IN_A_ROW:
-            result.stopped = f"the last {ruled_out_in_a_row} samples all make more than {per_query.calls} calls per query"
+        if skipped_in_a_row >= MAX_SKIPPED_IN_A_ROW:
+            tried = len({t.user_attrs.get("pipeline") for t in everything if _counts(t)})
+            result.stopped = (f"the last {skipped_in_a_row} samples were all pipelines already tried or over the per-query call "
+                              f"limit: the space seems exhausted after {tried} distinct pipelines")
             break
         if counted + running >= trials:
             await asyncio.sleep(HEARTBEAT_S)  # other workers are finishing the last trials
@@ -246,10 +253,13 @@ async def run_search(
             study.tell(trial, state=TrialState.FAIL)
             continue
         spec = space.sample(trial)
-        state, measured = await _run_trial(trial, spec, store, study, dev, sizes, runtime, concurrency, per_query, cost, multi)
-        ruled_out_in_a_row = ruled_out_in_a_row + 1 if state == "ruled_out" else 0
-        result.ran += state != "ruled_out"
-        if progress is not None and state != "ruled_out":
+        if _repeat(trial, spec, everything, study):
+            state, measured = "skipped", {}
+        else:
+            state, measured = await _run_trial(trial, spec, store, study, dev, sizes, runtime, concurrency, per_query, cost, multi)
+        skipped_in_a_row = skipped_in_a_row + 1 if state == "skipped" else 0
+        result.ran += state != "skipped"
+        if progress is not None and state != "skipped":
             progress(trial.number, state, measured)
     if result.stopped is None:
         await finish_search(study, dev, held, runtime, rescore=rescore, baseline=baseline,
@@ -263,6 +273,32 @@ async def run_search(
             setattr(result, key, value)
     result.wall_s = time.perf_counter() - started
     return result
+
+
+def _priced(ref: str, runtime: Runtime) -> bool:
+    from archon.graph import parse_model_ref
+
+    backend, model = parse_model_ref(ref)
+    return bool(runtime.log.pricing and runtime.log.pricing.cost(backend, model, 1000, 1000))
+
+
+def _repeat(trial: Any, spec: PipelineSpec, everything: list[Any], study: Any) -> bool:
+    """A sample that repeats an evaluated pipeline gets that trial's result at no cost, so the sampler
+    learns from it, and is skipped."""
+    from optuna.trial import TrialState
+
+    text = spec.to_yaml()
+    twin = next((t for t in everything if _counts(t) and t.user_attrs.get("pipeline") == text), None)
+    if twin is None:
+        return False
+    trial.set_user_attr("skipped", f"the pipeline of trial {twin.number}")
+    for key, value in twin.constraints.items():
+        trial.set_constraint(key, value)
+    if twin.state == TrialState.COMPLETE:
+        study.tell(trial, twin.values)
+    else:
+        study.tell(trial, state=TrialState.PRUNED)
+    return True
 
 
 def _surplus(study: Any, number: int, trials: int) -> bool:
@@ -294,11 +330,11 @@ async def _run_trial(trial, spec, store, study, dev, sizes, runtime, concurrency
     bound = calls_per_query(spec)
     trial.set_user_attr("calls_bound", bound)
     if per_query.calls is not None and bound > per_query.calls:
-        trial.set_user_attr("ruled_out", True)
+        trial.set_user_attr("skipped", "over the per-query call limit")
         trial.set_user_attr("infeasible", f"up to {bound} calls per query; the limit is {per_query.calls}")
         trial.set_constraint("per_query", float(bound - per_query.calls))  # TPE and NSGA-II steer away from it
         study.tell(trial, state=TrialState.PRUNED)
-        return "ruled_out", {}
+        return "skipped", {}
     budget = runtime.budget
     before = budget.spent
     beat = asyncio.create_task(_heartbeat(store, trial._trial_id))

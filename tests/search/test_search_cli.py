@@ -7,8 +7,10 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from backends.fake_server import FakeOpenAIServer
-from tests.conftest import write
+from tests.conftest import EXAMPLES, write
 
 SPACE = """
 name: cli-demo
@@ -45,3 +47,39 @@ def test_search_cli_writes_the_best_pipeline(tmp_path):
         again = subprocess.run([sys.executable, "-m", "archon", "search", str(space), "--benchmark", str(data), "--trials", "4"],
                                capture_output=True, text=True, env=env, timeout=120)
         assert again.returncode == 0 and "calls requested" in again.stdout
+
+
+def test_show_prints_a_finished_study_and_plots_it(tmp_path):
+    with FakeOpenAIServer(reply=lambda prompt, k: "[1]" if "Ranking:" in prompt else "The answer is 1.") as srv:
+        data = write(tmp_path, "items.jsonl", "".join(json.dumps({"id": f"q{i}", "question": f"What is {i} plus one?", "answer": "1"}) + "\n" for i in range(6)))
+        space = write(tmp_path, "space.yaml", SPACE)
+        env = {**os.environ, "ARCHON_BASE_URL": srv.base_url, "ARCHON_DB_URL": f"sqlite:///{tmp_path / 's.db'}"}
+        run = subprocess.run([sys.executable, "-m", "archon", "search", str(space), "--benchmark", str(data), "--trials", "3",
+                              "--sampler", "random", "--seed", "2", "--study", "s1"], capture_output=True, text=True, env=env, timeout=120)
+        assert run.returncode == 0, run.stderr
+        requests = srv.requests
+        shown = subprocess.run([sys.executable, "-m", "archon", "search", "--show", "--study", "s1", "--plot", str(tmp_path / "p.png")],
+                               capture_output=True, text=True, env=env, timeout=120)
+        assert shown.returncode == 0, shown.stderr
+        assert srv.requests == requests  # showing runs nothing
+    assert shown.stdout == run.stdout
+    assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    missing = subprocess.run([sys.executable, "-m", "archon", "search", "--show", "--study", "s2"], capture_output=True, text=True, env=env)
+    assert missing.returncode == 2 and "no study 's2'" in missing.stderr and "s1" in missing.stderr and "Traceback" not in missing.stderr
+
+
+@pytest.mark.local_model
+def test_quickstart_search_runs_on_the_embedded_model(tmp_path):
+    """The README's quick-start search, on fewer items and trials so CI stays quick."""
+    pytest.importorskip("llama_cpp", reason="needs the 'local' extra: pip install 'archon-llm[local]'")
+    env = {**os.environ, "ARCHON_DB_URL": f"sqlite:///{tmp_path / 'q.db'}"}
+    cmd = [sys.executable, "-m", "archon", "search", str(EXAMPLES / "spaces" / "starter.yaml"), "--benchmark", "starter",
+           "--limit", "2", "--trials", "2", "--seed", "0", "--baseline", str(EXAMPLES / "single-call.yaml"),
+           "--out", str(tmp_path / "best.yaml"), "--json"]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)
+    assert len(res["leaderboard"]) == 2 and res["baseline"]["n"] == 2 and res["best"]["final_score"] is not None
+    run = subprocess.run([sys.executable, "-m", "archon", "run", str(tmp_path / "best.yaml"), "--input", "def add(a, b):"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0 and run.stdout.strip(), run.stderr

@@ -27,7 +27,7 @@ def _setup(tmp_path, srv, db):
 
 def _evaluated(db: str, name: str) -> list[optuna.trial.FrozenTrial]:
     study = optuna.load_study(study_name=name, storage=db)
-    return [t for t in study.get_trials() if t.state.name in ("COMPLETE", "PRUNED") and not t.user_attrs.get("ruled_out")]
+    return [t for t in study.get_trials() if t.state.name in ("COMPLETE", "PRUNED") and not t.user_attrs.get("skipped")]
 
 
 def test_sigkill_then_the_same_command_finishes_the_study(tmp_path):

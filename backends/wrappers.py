@@ -35,9 +35,9 @@ class RunTotals:
     usage: Usage = field(default_factory=Usage)
     cost_usd: float | None = None
 
-    def add(self, usage: Usage, cost: float | None, cached: bool) -> None:
-        self.calls += 1
-        self.cached_calls += int(cached)
+    def add(self, usage: Usage, cost: float | None, cached: bool, counts: bool = True) -> None:
+        self.calls += int(counts)
+        self.cached_calls += int(cached and counts)
         self.usage = self.usage + usage
         if cost is not None:
             self.cost_usd = (self.cost_usd or 0.0) + cost
@@ -76,9 +76,11 @@ class CallLog:
             return None
         return self.pricing.cost(backend, model, usage.prompt_tokens, usage.completion_tokens)
 
-    def add_call(self, record: CallRecord) -> None:
+    def add_call(self, record: CallRecord, *, counts: bool = True) -> None:
+        """Log a call row; ``counts=False`` for the replayed part of a partly cached request, which the
+        run's totals count once, as the request it was (its tokens still add up)."""
         self.totals.setdefault(record.run_id, RunTotals()).add(
-            Usage(record.prompt_tokens, record.completion_tokens), record.cost_usd, record.cached
+            Usage(record.prompt_tokens, record.completion_tokens), record.cost_usd, record.cached, counts
         )
         if self.store is not None:
             self._calls.append(record)
@@ -245,7 +247,7 @@ class CachedBackend:
                 hit_req, self.name, response_texts=[texts[k] for k in hit_req.samples], prompt_tokens=usage.prompt_tokens,
                 completion_tokens=usage.completion_tokens, cost_usd=0.0, saved_usd=saved,
                 latency_ms=(time.perf_counter() - start) * 1000, status="ok", error=None, attempts=0, cached=True,
-            ))
+            ), counts=not missing)
         if live is not None:
             shares = live.usage.split(len(missing))
             share_cost = None if live.cost_usd is None else live.cost_usd / len(missing)

@@ -89,8 +89,11 @@ def test_second_run_is_fully_cached(tmp_path):
     calls = Store(db).calls(run_id=second.run_id)
     assert calls and all(c["cached"] for c in calls)
     # more samples later: only the new ones are requested
-    run(srf(samples=6), "q", backends={"fake": be}, db=db)
+    third = run(srf(samples=6), "q", backends={"fake": be}, db=db)
     assert be.requests[n].samples == (4, 5)
+    # the partly replayed generate is still one call of the pipeline (3 in all), and not a cached one
+    assert third.calls == 3 and [c["cached"] for c in Store(db).calls(run_id=third.run_id) if c["node_id"] == "draft"] == [False, True]  # live row first (written by the recorder), then the replayed part
+    assert third.cached_calls <= 1  # at most the fuse, if the ranking kept the same top candidates
 
 
 def test_no_cache_calls_again(tmp_path):

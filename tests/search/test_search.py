@@ -176,3 +176,33 @@ def test_bad_python_space_references_are_user_errors(tmp_path, ref, message):
 
     with pytest.raises(UserError, match=message):
         load_space(ref)
+
+
+def test_best_few_are_rescored_on_all_dev_items_and_the_holdout_is_reported_apart(tmp_path):
+    from archon.spec import parse_pipeline
+
+    data = write(tmp_path, "items.jsonl", "".join(
+        json.dumps({"id": f"q{i}", "question": f"What is {i} plus one?", "answer": str(i + 1)}) + "\n" for i in range(12)))
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    baseline = parse_pipeline({"name": "weak-once", "nodes": [{"id": "a", "op": "generate", "model": "fake/weak"}]}, check_backends=False)
+    be = FunctionBackend(reply)
+
+    async def go():
+        rt = Runtime(store=db, backends={"fake": be})
+        try:
+            return await run_search(SearchSpace(yaml.safe_load(SPACE)), load_benchmark(str(data)), rt, storage=db, trials=6,
+                                    sampler="random", seed=5, trial_items=4, rescore=2, holdout=4, baseline=baseline)
+        finally:
+            await rt.aclose()
+
+    res = asyncio.run(go())
+    assert all(r["n"] <= 4 for r in res.trials)  # trials saw at most 4 dev items
+    rescored = [r for r in res.trials if r["final_n"] is not None]
+    assert len(rescored) == 2 and all(r["final_n"] == 8 for r in rescored)  # the 8 dev items, never the held-out 4
+    assert res.best["trial"] in {r["trial"] for r in rescored} and res.best["final_score"] == 1.0
+    assert res.baseline["n"] == 8 and res.baseline["score"] == 0.0 and res.baseline["difference"]["difference"] == 1.0
+    assert res.holdout["n"] == 4 and res.holdout["best"]["score"] == 1.0 and res.holdout["baseline"]["score"] == 0.0
+    asked = {r.prompt_text() for r in be.requests}
+    held_out = [f"What is {i} plus one?" for i in range(8, 12)]
+    # held-out questions reached the backend only for the best pipeline and the baseline
+    assert all(any(q in p for p in asked) for q in held_out)

@@ -120,6 +120,8 @@ class SearchResult:
     calls_issued: int = 0
     spent_usd: float = 0.0
     saved_usd: float = 0.0
+    cost_key: str = "cost_per_query_usd"  # the cost measure of the Pareto front and the plot
+    skipped: int = 0  # samples that repeated a tried pipeline or broke the per-query call limit
     ran: int = 0  # trials this process ran
     wall_s: float = 0.0
 

@@ -49,6 +49,9 @@ class PipelineSpec:
     backends: dict[str, BackendSpec] = field(default_factory=dict)
     description: str = ""
     source: str = "<pipeline>"
+    # The backends as written, ${VAR} unexpanded: what to_yaml writes back, so a saved pipeline
+    # keeps reading its URLs from the environment instead of freezing this machine's values.
+    written_backends: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def node(self, node_id: str) -> NodeSpec:
         return next(n for n in self.nodes if n.id == node_id)
@@ -61,7 +64,7 @@ class PipelineSpec:
         if self.description:
             out["description"] = self.description
         if self.backends:
-            out["backends"] = {k: v.model_dump(exclude_unset=True) for k, v in self.backends.items()}
+            out["backends"] = {k: self.written_backends.get(k) or v.model_dump(exclude_unset=True) for k, v in self.backends.items()}
         out["nodes"] = [n.to_dict() for n in self.nodes]
         out["output"] = self.output
         return out
@@ -137,6 +140,7 @@ def parse_pipeline(
         nodes=tuple(nodes),
         output=str(output),
         source=source,
+        written_backends={str(k): dict(v) for k, v in raw_backends.items() if isinstance(v, dict)},
     )
     check_graph(spec, check_backends=check_backends)
     return spec

@@ -145,3 +145,10 @@ def test_cli_validate_exit_2_without_traceback(tmp_path, change, expected):
     assert out.returncode == 2
     assert expected in out.stderr and str(path) in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_to_yaml_keeps_backend_variables_unexpanded(monkeypatch):
+    monkeypatch.setenv("SOME_URL", "http://127.0.0.1:9/v1")
+    spec = parse_pipeline({"backends": {"srv": {"base_url": "${SOME_URL}"}}, "nodes": [{"id": "a", "op": "generate", "model": "srv/m"}]})
+    assert spec.backends["srv"].base_url == "http://127.0.0.1:9/v1"
+    assert "${SOME_URL}" in spec.to_yaml() and "127.0.0.1:9" not in spec.to_yaml()

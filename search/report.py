@@ -161,6 +161,12 @@ def _points(a: Any, b: Any) -> str:
     return "-" if fa is None or fb is None else f"{(fa - fb) * 100:+.1f} points"
 
 
+def _paired(diff: dict[str, Any] | None) -> str:
+    """The paired interval of best minus baseline on the same items, when it was measured."""
+    lo, hi = _num((diff or {}).get("ci_low")), _num((diff or {}).get("ci_high"))
+    return "" if lo is None or hi is None else f" (paired 95% CI {lo * 100:+.1f} to {hi * 100:+.1f}, n={diff.get('n')})"
+
+
 def _best_vs_baseline(best: dict[str, Any] | None, baseline: dict[str, Any] | None) -> list[str]:
     lines = []
     if best:
@@ -179,7 +185,7 @@ def _best_vs_baseline(best: dict[str, Any] | None, baseline: dict[str, Any] | No
         lines.append(f"baseline: {_score(baseline)} on {baseline.get('n') or '?'} dev items, "
                      f"{_money(baseline.get('cost_per_query_usd'))}/query, {_calls(baseline.get('calls_per_item'))} calls/query")
         lines.append(f"  {pipeline_line(baseline.get('pipeline')) or '-'}")
-        lines.append(f"best - baseline (dev): {_points(score, baseline.get('score'))}")
+        lines.append(f"best - baseline (dev): {_points(score, baseline.get('score'))}{_paired(baseline.get('difference'))}")
     return lines
 
 
@@ -190,7 +196,7 @@ def _holdout(holdout: dict[str, Any] | None) -> list[str]:
     lines = [f"holdout: best {_score(best)} on {best.get('n') or '?'} items"]
     if baseline:
         lines[0] += f", baseline {_score(baseline)} on {baseline.get('n') or '?'} items"
-        lines.append(f"best - baseline (holdout): {_points(best.get('score'), baseline.get('score'))}")
+        lines.append(f"best - baseline (holdout): {_points(best.get('score'), baseline.get('score'))}{_paired(holdout.get('difference'))}")
     return lines
 
 

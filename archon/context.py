@@ -3,6 +3,10 @@
 A ``Runtime`` is built once per process or command (``archon run``, an eval, a server) and turns
 backend names into wrapped backends lazily, so a pipeline that never calls OpenAI never needs its
 key. A ``RunContext`` is cheap: one per run and per node, passed explicitly, never global.
+
+A run may ask for the output node's tokens as they come (``archon serve`` streaming): the context
+then sends that node's one call through the backend's ``stream`` when the chain can stream, hands
+each delta to ``on_delta``, and gives the operator the same ``Completion`` as ever.
 """
 
 from __future__ import annotations
@@ -10,12 +14,14 @@ from __future__ import annotations
 __all__ = ["RunContext", "Runtime"]
 
 import asyncio
+from collections.abc import Callable
+from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from archon.exceptions import ConfigError, suggest
+from archon.exceptions import BackendResponseError, ConfigError, suggest
 from archon.graph import parse_model_ref
-from backends.base import Backend, CallMeta, Completion, CompletionRequest
+from backends.base import Backend, CallMeta, Completion, CompletionRequest, can_stream
 from backends.budget import Budget, BudgetedBackend
 from backends.presets import BackendSpec, resolve_backend_specs
 from backends.wrappers import CachedBackend, CallLog, LimitedBackend, RecordingBackend
@@ -124,6 +130,9 @@ class RunContext:
     run_id: str | None = None
     node_id: str | None = None
     trial: int | None = None
+    #: The node whose one-sample call is streamed to ``on_delta`` (the output node), if any.
+    stream_node: str | None = None
+    on_delta: Callable[[str], None] | None = None
 
     def for_node(self, node_id: str) -> RunContext:
         return replace(self, node_id=node_id)
@@ -132,4 +141,20 @@ class RunContext:
         """Call ``model_ref`` ("<backend>/<model>") through the backend's cache/record/limit/retry chain."""
         backend, model = parse_model_ref(model_ref)
         req = replace(request, model=model, meta=CallMeta(self.run_id, self.node_id, self.trial))
-        return await self.runtime.backend(backend).complete(req)
+        chain = self.runtime.backend(backend)
+        if self.on_delta is not None and self.node_id == self.stream_node and req.n == 1 and can_stream(chain):
+            return await self._stream(chain, req)
+        return await chain.complete(req)
+
+    async def _stream(self, chain: Backend, req: CompletionRequest) -> Completion:
+        completion = None
+        async with aclosing(chain.stream(req)) as items:  # type: ignore[attr-defined]
+            async for item in items:
+                if isinstance(item, Completion):
+                    completion = item
+                elif item:
+                    self.on_delta(item)
+        if completion is None:
+            raise BackendResponseError("the stream ended without its final answer", backend=chain.name, model=req.model,
+                                       node=self.node_id)
+        return completion

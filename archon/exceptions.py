@@ -46,6 +46,8 @@ class ArchonError(Exception):
     """Base of every error Archon raises on purpose."""
 
     exit_code = 1
+    #: The run this error ended, when it ended one (set by the runner; ``archon calls --run ID``).
+    run_id: str | None = None
 
 
 class UserError(ArchonError):

@@ -6,6 +6,7 @@ __all__ = ["CompiledPipeline", "arun", "run"]
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +26,24 @@ class CompiledPipeline:
         self.operators = {n.id: get_operator(n.op)(n.id, n.config) for n in spec.nodes}
         self.graph = compile_graph(spec, self.operators)
 
-    async def run(self, query: Query | str, runtime: Runtime, *, trial: int | None = None) -> RunResult:
-        """Run on one query. A model failure that retries could not cure raises RunFailed (recorded)."""
+    @property
+    def streams(self) -> bool:
+        """Whether the answer is the text of one model call, whose tokens ``run(on_delta=...)`` can stream."""
+        return self.operators[self.spec.output].streams_output()
+
+    async def run(self, query: Query | str, runtime: Runtime, *, trial: int | None = None,
+                  on_delta: Callable[[str], None] | None = None) -> RunResult:
+        """Run on one query. A model failure that retries could not cure raises RunFailed (recorded).
+
+        ``on_delta`` receives the answer's text deltas as the output node's backend streams them,
+        when ``streams`` and that backend can stream; otherwise it is never called.
+        """
         q = Query(query) if isinstance(query, str) else query
         log = runtime.log
         run_id = log.start_run(self.spec.name, q.text, trial)
-        ctx = RunContext(runtime, run_id=run_id, trial=trial)
+        streaming = on_delta is not None and self.streams
+        ctx = RunContext(runtime, run_id=run_id, trial=trial, stream_node=self.spec.output if streaming else None,
+                         on_delta=on_delta if streaming else None)
         start = time.perf_counter()
         try:
             state = await self.graph.ainvoke(
@@ -44,7 +57,11 @@ class CompiledPipeline:
             log.finish_run(run_id, "error", None, _describe(exc))
             log.totals.pop(run_id, None)
             if isinstance(exc, Exception) and not isinstance(exc, ArchonError):
-                raise RunFailed(f"run failed: {_describe(exc)}") from exc
+                failed = RunFailed(f"run failed: {_describe(exc)}")
+                failed.run_id = run_id
+                raise failed from exc
+            if isinstance(exc, ArchonError):
+                exc.run_id = run_id
             raise
         latency = (time.perf_counter() - start) * 1000
         # Queued, not awaited: the store is written in the background (Runtime.aclose waits for it).
@@ -70,6 +87,8 @@ class CompiledPipeline:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, (BackendError, RunFailed)):
         return str(exc)
+    if isinstance(exc, asyncio.CancelledError):
+        return "cancelled (a timeout, or the caller went away)"
     return f"{type(exc).__name__}: {exc}"
 
 

@@ -3,6 +3,12 @@
 Every backend (an OpenAI-compatible server, the embedded llama.cpp model, a test double) implements
 only this. Caching, recording, limiting and retrying are wrappers around any backend
 (``backends.wrappers``), so a new backend gets all of them for free.
+
+A backend that can stream tokens may also offer ``stream(request)`` (``StreamingBackend``): an async
+iterator of text deltas (``str``) that ends with exactly one ``Completion``, the whole answer with its
+usage, whose text is the deltas joined. Streams are for one sample (``request.n == 1``). The wrappers
+pass streams through with the same caching, recording, limits and retries; ``can_stream`` says
+whether a backend, or a whole wrapper chain, really streams.
 """
 
 from __future__ import annotations
@@ -13,14 +19,18 @@ __all__ = [
     "Completion",
     "CompletionRequest",
     "Message",
+    "StreamItem",
+    "StreamingBackend",
     "Usage",
+    "can_stream",
     "request_key",
 ]
 
 import hashlib
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
-from typing import Literal, Protocol, TypedDict, runtime_checkable
+from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
 
 
 class Message(TypedDict):
@@ -118,6 +128,26 @@ class Backend(Protocol):
     name: str
 
     async def complete(self, request: CompletionRequest) -> Completion: ...
+
+
+#: What a stream yields: text deltas, then one ``Completion`` (the whole answer and its usage) last.
+StreamItem = str | Completion
+
+
+@runtime_checkable
+class StreamingBackend(Backend, Protocol):
+    """A backend that can also stream one sample's tokens as they are generated (optional)."""
+
+    def stream(self, request: CompletionRequest) -> AsyncIterator[StreamItem]: ...
+
+
+def can_stream(backend: Any) -> bool:
+    """Whether ``backend.stream`` really streams. Wrappers have the method whatever they wrap, so
+    they answer through a ``can_stream`` attribute for the backend inside them."""
+    flag = getattr(backend, "can_stream", None)
+    if flag is not None:
+        return bool(flag)
+    return callable(getattr(backend, "stream", None))
 
 
 def request_key(backend: str, request: CompletionRequest) -> str:

@@ -13,11 +13,13 @@ from __future__ import annotations
 __all__ = ["Budget", "BudgetedBackend", "Spend"]
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from archon.exceptions import BudgetExhausted
-from backends.base import Backend, Completion, CompletionRequest
+from backends.base import Backend, Completion, CompletionRequest, StreamItem, can_stream
 
 if TYPE_CHECKING:
     from stores.pricing import Pricing
@@ -127,5 +129,27 @@ class BudgetedBackend:
             # A failed request still counts as issued; its tokens, if any, are unknown.
             await asyncio.shield(self.budget.settle(est, Spend(0.0, 0, 1)))
             raise
-        await self.budget.settle(est, Spend(comp.cost_usd or 0.0, comp.usage.prompt_tokens + comp.usage.completion_tokens, 1))
+        await self.budget.settle(est, _spent(comp))
         return comp
+
+    @property
+    def can_stream(self) -> bool:
+        return can_stream(self.inner)
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamItem]:
+        est = await self.budget.reserve(self.name, request)
+        settled = False
+        try:
+            async with aclosing(self.inner.stream(request)) as items:
+                async for item in items:
+                    if isinstance(item, Completion):
+                        settled = True
+                        await self.budget.settle(est, _spent(item))
+                    yield item
+        finally:
+            if not settled:  # failed or abandoned mid-stream: issued, tokens unknown
+                await asyncio.shield(self.budget.settle(est, Spend(0.0, 0, 1)))
+
+
+def _spent(comp: Completion) -> Spend:
+    return Spend(comp.cost_usd or 0.0, comp.usage.prompt_tokens + comp.usage.completion_tokens, 1)

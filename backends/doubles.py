@@ -6,9 +6,10 @@ __all__ = ["FunctionBackend", "ScriptedBackend", "EchoBackend"]
 
 import asyncio
 import itertools
-from collections.abc import Awaitable, Callable, Iterable
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
-from backends.base import Completion, CompletionRequest, Usage
+from backends.base import Completion, CompletionRequest, StreamItem, Usage
 
 
 def _usage(req: CompletionRequest, texts: list[str]) -> Usage:
@@ -20,12 +21,17 @@ class FunctionBackend:
     """Answers each sample with ``fn(request, sample_index)``; ``fn`` may be async or raise.
 
     ``delay`` seconds are awaited per call, to test concurrency. ``requests`` keeps every request.
+    With ``streams=True`` it can also stream (``stream``): the answer word by word, ``delay`` seconds
+    before the first word and ``word_delay`` between words.
     """
 
-    def __init__(self, fn: Callable[[CompletionRequest, int], str | Awaitable[str]], *, name: str = "fake", delay: float = 0.0):
+    def __init__(self, fn: Callable[[CompletionRequest, int], str | Awaitable[str]], *, name: str = "fake", delay: float = 0.0,
+                 streams: bool = False, word_delay: float = 0.0):
         self.fn = fn
         self.name = name
         self.delay = delay
+        self.can_stream = streams
+        self.word_delay = word_delay
         self.requests: list[CompletionRequest] = []
 
     async def complete(self, request: CompletionRequest) -> Completion:
@@ -37,6 +43,16 @@ class FunctionBackend:
             out = self.fn(request, k)
             texts.append(await out if asyncio.iscoroutine(out) else out)
         return Completion(texts=texts, usage=_usage(request, texts), finish_reasons=["stop"] * len(texts))
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamItem]:
+        if not self.can_stream:
+            raise AssertionError("this FunctionBackend was made without streams=True")
+        whole = await self.complete(request)  # the same answer, usage and failures as complete
+        for i, word in enumerate(re.findall(r"\s*\S+\s*|\s+", whole.texts[0])):
+            if i and self.word_delay:
+                await asyncio.sleep(self.word_delay)
+            yield word
+        yield whole
 
 
 class ScriptedBackend(FunctionBackend):

@@ -2,8 +2,12 @@
 
 It answers deterministically (``reply(prompt_text, index)``), so a test can predict every text, and it
 can be told to misbehave the way real servers do: a status code with an OpenAI-shaped error body, a
-request that never answers, a 200 whose body is not JSON. Everything goes over real HTTP, so the
-client's own parsing and error paths are what gets exercised.
+request that never answers, a 200 whose body is not JSON, a stream that breaks off. Everything goes
+over real HTTP, so the client's own parsing and error paths are what gets exercised.
+
+``stream: true`` is answered with server-sent events as OpenAI sends them: the reply word by word
+(``chunk_delay`` seconds apart), a chunk with the finish reason, a usage chunk when
+``stream_options.include_usage`` asks for it, then ``data: [DONE]``.
 
     with FakeOpenAIServer(delay=0.2) as srv:
         spec = BackendSpec(base_url=srv.base_url)
@@ -21,6 +25,7 @@ __all__ = ["FakeOpenAIServer", "LogEntry", "ReplyFn", "default_reply"]
 import argparse
 import asyncio
 import json
+import re
 import socket
 import threading
 import time
@@ -32,7 +37,7 @@ from typing import Any, NamedTuple
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 ReplyFn = Callable[[str, int], str]
@@ -46,7 +51,8 @@ def default_reply(prompt_text: str, index: int) -> str:
 
 
 class LogEntry(NamedTuple):
-    """One request as the server saw it; times are ``time.monotonic()`` in this process."""
+    """One request as the server saw it; times are ``time.monotonic()`` in this process (for a
+    stream, ``end`` is when its first byte was ready, not its last)."""
 
     start: float
     end: float
@@ -57,7 +63,7 @@ class LogEntry(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class _Fault:
-    kind: str  # "status" | "hang" | "garbage"
+    kind: str  # "status" | "hang" | "garbage" | "break" (a stream cut off by an error event)
     status: int = 200
     retry_after: float | None = None
     body: Any = None
@@ -130,9 +136,11 @@ class FakeOpenAIServer:
     """
 
     def __init__(self, *, reply: ReplyFn = default_reply, delay: float = 0.0, honor_n: bool = True,
-                 host: str = "127.0.0.1", port: int = 0, models: tuple[str, ...] = ("fake-model",)):
+                 host: str = "127.0.0.1", port: int = 0, models: tuple[str, ...] = ("fake-model",),
+                 chunk_delay: float = 0.0):
         self.reply = reply
         self.delay = delay
+        self.chunk_delay = chunk_delay
         self.honor_n = honor_n
         self.host = host
         self.port = port
@@ -169,6 +177,10 @@ class FakeOpenAIServer:
     def garbage_next(self, times: int = 1, body: str = "<html><body>502 upstream hiccup</body></html>") -> None:
         """Answer the next ``times`` requests 200 with content-type application/json and a non-JSON body."""
         self._queue(_Fault("garbage", body=body), times)
+
+    def break_stream_next(self, times: int = 1) -> None:
+        """Cut the next ``times`` streams after their first word with an error event (as OpenAI does)."""
+        self._queue(_Fault("break"), times)
 
     def reset(self) -> None:
         """Forget the counters, the log and any queued faults."""
@@ -256,7 +268,7 @@ class FakeOpenAIServer:
                 self.log.append(entry)
 
     async def _answer(self, path: str, body: Any, fault: _Fault | None) -> Response:
-        if fault is not None:
+        if fault is not None and fault.kind != "break":
             if fault.kind == "hang":
                 if self._closing is None:  # the app is served by someone else's uvicorn
                     await asyncio.sleep(_HANG_LIMIT)
@@ -288,7 +300,42 @@ class FakeOpenAIServer:
             prompt = prompt[0] if isinstance(prompt, list) and prompt else prompt
             if not isinstance(prompt, str):
                 return JSONResponse(_error_body(400, "'prompt' is required"), status_code=400)
-        return JSONResponse(self._completion(chat, prompt, body))
+        answer = self._completion(chat, prompt, body)
+        if body.get("stream"):
+            broken = fault is not None and fault.kind == "break"
+            return StreamingResponse(self._events(chat, answer, body, broken), media_type="text/event-stream")
+        return JSONResponse(answer)
+
+    async def _events(self, chat: bool, answer: dict[str, Any], body: dict[str, Any], broken: bool):
+        """``answer`` (a whole completion) as the chunks a streaming server sends, word by word."""
+        kind = "chat.completion.chunk" if chat else "text_completion"
+        head = {"id": answer["id"], "object": kind, "created": answer["created"], "model": answer["model"]}
+
+        def event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
+            return b"data: " + json.dumps({**head, "choices": choices, **extra}).encode() + b"\n\n"
+
+        def piece(i: int, text: str, finish: str | None = None, role: bool = False) -> dict[str, Any]:
+            if not chat:
+                return {"index": i, "text": text, "finish_reason": finish, "logprobs": None}
+            delta = {"role": "assistant", "content": text} if role else ({"content": text} if text else {})
+            return {"index": i, "delta": delta, "finish_reason": finish, "logprobs": None}
+
+        for choice in answer["choices"]:
+            i = choice["index"]
+            text = choice["message"]["content"] if chat else choice["text"]
+            if chat:
+                yield event([piece(i, "", role=True)])
+            for n, word in enumerate(re.findall(r"\s*\S+\s*|\s+", text)):
+                if self.chunk_delay > 0:
+                    await asyncio.sleep(self.chunk_delay)
+                yield event([piece(i, word)])
+                if broken and n == 0:
+                    yield b"data: " + json.dumps(_error_body(500, "the stream broke off")).encode() + b"\n\n"
+                    return
+            yield event([piece(i, "", choice["finish_reason"])])
+        if (body.get("stream_options") or {}).get("include_usage"):
+            yield event([], usage=answer["usage"])
+        yield b"data: [DONE]\n\n"
 
     def _completion(self, chat: bool, prompt: str, body: dict[str, Any]) -> dict[str, Any]:
         n = body.get("n") or 1
@@ -325,8 +372,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0, help="Port to listen on (0: any free port).")
     parser.add_argument("--delay", type=float, default=0.0, help="Seconds to wait before each answer.")
     parser.add_argument("--ignore-n", action="store_true", help="Return one choice whatever n asks for.")
+    parser.add_argument("--chunk-delay", type=float, default=0.0, help="Seconds between the words of a stream.")
     args = parser.parse_args(argv)
-    srv = FakeOpenAIServer(delay=args.delay, honor_n=not args.ignore_n, host=args.host, port=args.port)
+    srv = FakeOpenAIServer(delay=args.delay, honor_n=not args.ignore_n, host=args.host, port=args.port,
+                           chunk_delay=args.chunk_delay)
     srv.start()
     print(srv.base_url, flush=True)
     try:

@@ -27,6 +27,7 @@ import re
 import tempfile
 import threading
 import time
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ from archon.exceptions import (
     MissingDependency,
     suggest,
 )
-from backends.base import Completion, CompletionRequest, Usage, request_key
+from backends.base import Completion, CompletionRequest, StreamItem, Usage, request_key
 from backends.presets import BackendSpec
 
 DEFAULT_MODEL = "gemma-3-270m"
@@ -165,6 +166,8 @@ class _LoadedModel:
         self.path, self.n_ctx, self.n_threads, self.chat_format = path, n_ctx, n_threads, chat_format
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"archon-llama-{path.stem}")
         self.new_request = False
+        # Set during a streamed request: called with (prompt tokens, tokens so far) after each token.
+        self.watch: Callable[[list[int], list[int]], None] | None = None
         self._llama: Any = None
 
     def llama(self) -> Any:
@@ -208,10 +211,19 @@ class _LoadedModel:
                     llama_cpp.llama_memory_clear(memory, True)
                 llama.reset()
                 llama.eval(tokens[:-1])
-            return generate(tokens, *args, **kwargs)
+            tokens_out = generate(tokens, *args, **kwargs)
+            return tokens_out if self.watch is None else _watched(tokens_out, self.watch, list(tokens))
 
         llama.generate = pinned_generate
         return llama
+
+
+def _watched(tokens_out: Any, watch: Callable[[list[int], list[int]], None], prompt: list[int]) -> Any:
+    produced: list[int] = []
+    for token in tokens_out:
+        produced.append(token)
+        watch(prompt, produced)
+        yield token
 
 
 _models: dict[tuple[Path, int], _LoadedModel] = {}
@@ -255,6 +267,41 @@ class LocalBackend:
 
     async def complete(self, request: CompletionRequest) -> Completion:
         started = time.perf_counter()
+        model, seeds = await self._prepare(request)
+        return self._completion(await self._run(model, request, seeds), started)
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamItem]:
+        """One sample's text as llama.cpp generates it, then the same ``Completion`` ``complete`` gives.
+
+        The tokens are watched inside the ordinary (non-streaming) generation, so the answer, its seed
+        and its usage are exactly those of ``complete``; text that could still turn out to be the
+        start of a stop sequence is held back until it cannot.
+        """
+        if request.n != 1:
+            raise self._error(BackendRequestError, request, "a stream is for one sample")
+        started = time.perf_counter()
+        model, seeds = await self._prepare(request)
+        loop = asyncio.get_running_loop()
+        deltas: asyncio.Queue = asyncio.Queue()
+        run = asyncio.ensure_future(self._run(model, request, seeds, lambda t: loop.call_soon_threadsafe(deltas.put_nowait, t)))
+        # After the thread's last delta: call_soon_threadsafe callbacks run in order, and this one
+        # is scheduled once the executor's result has reached the loop.
+        run.add_done_callback(lambda _: loop.call_soon(deltas.put_nowait, None))
+        sent = ""
+        try:
+            while (text := await deltas.get()) is not None:
+                sent += text
+                yield text
+            completion = self._completion(await run, started)
+        finally:
+            if not run.done():
+                run.cancel()  # stops the thread at its next token
+        whole = completion.texts[0]
+        if whole.startswith(sent) and len(whole) > len(sent):
+            yield whole[len(sent):]
+        yield completion
+
+    async def _prepare(self, request: CompletionRequest) -> tuple[_LoadedModel, list[int]]:
         _import_llama_cpp()
         if request.logprobs is not None:
             raise self._error(
@@ -273,13 +320,15 @@ class LocalBackend:
         model = _model(path, self.spec.n_ctx, self.n_threads, chat_format)
         if request.mode == "chat" and not request.messages:
             raise self._error(BackendRequestError, request, "a chat request needs at least one message")
-
         key = request_key(self.name, request)
-        seeds = [sample_seed(key, k) for k in request.samples]
+        return model, [sample_seed(key, k) for k in request.samples]
+
+    async def _run(self, model: _LoadedModel, request: CompletionRequest, seeds: list[int],
+                   emit: Callable[[str], None] | None = None) -> list[tuple[dict, dict]]:
         cancelled = threading.Event()
         loop = asyncio.get_running_loop()
         try:
-            results = await loop.run_in_executor(model.executor, _generate, model, request, seeds, cancelled)
+            return await loop.run_in_executor(model.executor, _generate, model, request, seeds, cancelled, emit)
         except asyncio.CancelledError:
             # The thread cannot be interrupted; this flag stops it at its next token so the model frees up.
             cancelled.set()
@@ -296,6 +345,8 @@ class LocalBackend:
             # Anything else failed inside the engine, not in the request: another attempt may succeed.
             raise self._error(BackendUnavailable, request, f"llama.cpp failed: {type(exc).__name__}: {exc}") from exc
 
+    @staticmethod
+    def _completion(results: list[tuple[dict, dict]], started: float) -> Completion:
         usage = Usage()
         for _, used in results:
             usage += Usage(used.get("prompt_tokens", 0), used.get("completion_tokens", 0))
@@ -330,11 +381,21 @@ def _describe_value_error(exc: ValueError) -> str:
 
 
 def _generate(
-    model: _LoadedModel, request: CompletionRequest, seeds: list[int], cancelled: threading.Event
+    model: _LoadedModel, request: CompletionRequest, seeds: list[int], cancelled: threading.Event,
+    emit: Callable[[str], None] | None = None,
 ) -> list[tuple[dict, dict]]:
-    """Every sample of one request, on the model's thread: (choice, usage) per sample."""
+    """Every sample of one request, on the model's thread: (choice, usage) per sample. With ``emit``,
+    the (single) sample's text is also handed to it as it is generated."""
     llama = model.llama()
     model.new_request = True
+    model.watch = _Deltas(llama, request.stop, emit) if emit is not None else None
+    try:
+        return _samples(llama, request, seeds, cancelled)
+    finally:
+        model.watch = None
+
+
+def _samples(llama: Any, request: CompletionRequest, seeds: list[int], cancelled: threading.Event) -> list[tuple[dict, dict]]:
     common = dict(temperature=request.temperature, max_tokens=request.max_tokens, stop=list(request.stop))
     results = []
     for seed in seeds:
@@ -349,3 +410,43 @@ def _generate(
             response = llama.create_chat_completion(messages=[dict(m) for m in request.messages], seed=seed, **common)
         results.append((response["choices"][0], response.get("usage") or {}))
     return results
+
+
+class _Deltas:
+    """Turns the tokens generated so far into new text for ``emit`` (on the model's thread).
+
+    The whole completion is detokenized each time (a few microseconds a token) rather than token by
+    token, so multi-byte characters split across tokens come out whole and the text always matches
+    what llama.cpp returns at the end. Text that may be the start of a stop sequence is held back.
+    """
+
+    def __init__(self, llama: Any, stops: tuple[str, ...], emit: Callable[[str], None]):
+        self.llama, self.stops, self.emit = llama, [s for s in stops if s], emit
+        self.sent = 0
+        self.done = False
+
+    def __call__(self, prompt: list[int], produced: list[int]) -> None:
+        if self.done:
+            return
+        text = self.llama.detokenize(produced, prev_tokens=prompt).decode("utf-8", errors="ignore")
+        end = len(text)
+        for stop in self.stops:
+            at = text.find(stop)
+            if at >= 0:
+                end, self.done = min(end, at), True
+        if not self.done:
+            end -= _held_back(text, self.stops)
+        if end > self.sent:
+            self.emit(text[self.sent:end])
+            self.sent = end
+
+
+def _held_back(text: str, stops: list[str]) -> int:
+    """Length of the longest end of ``text`` that is the start of a stop sequence."""
+    longest = 0
+    for stop in stops:
+        for k in range(min(len(stop) - 1, len(text)), longest, -1):
+            if text.endswith(stop[:k]):
+                longest = k
+                break
+    return longest

@@ -7,6 +7,10 @@ the client raises is translated here into Archon's tree (``archon.exceptions``) 
 Replies are read raw and decoded here rather than through the client's pydantic models: a body that
 is not JSON then becomes a clear ``BackendResponseError`` (the client lets a bare ``JSONDecodeError``
 escape), and the hot path skips building models only to take three fields out of them.
+
+``stream`` (one sample) asks the server for ``stream: true`` with ``stream_options.include_usage``
+and yields the text deltas as they arrive, then the whole ``Completion``; a server that reports no
+usage in its stream leaves the usage at zero.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import email.utils
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import httpx
@@ -34,7 +38,7 @@ from archon.exceptions import (
     BackendUnavailable,
     ConfigError,
 )
-from backends.base import Completion, CompletionRequest, Usage
+from backends.base import Completion, CompletionRequest, StreamItem, Usage
 from backends.presets import BackendSpec
 
 # Local servers (Ollama, vLLM without --api-key) ignore the key, but the client insists on one.
@@ -141,6 +145,37 @@ class OpenAIBackend:
             latency_ms=(time.perf_counter() - started) * 1000.0,
         )
 
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamItem]:
+        """One sample's text deltas as the server sends them, then the whole ``Completion``."""
+        if request.n != 1:
+            raise BackendRequestError("a stream is for one sample", backend=self.name, model=request.model)
+        started = time.perf_counter()
+        index = self._current
+        client = self._clients[index]
+        params = self._params(request, 1)
+        for unsupported in ("logprobs", "top_logprobs"):  # a streamed answer is text only
+            params.pop(unsupported, None)
+        params.update(stream=True, stream_options={"include_usage": True})
+        chat = request.mode == "chat"
+        texts: list[str] = []
+        usage, finish = Usage(), None
+        try:
+            events = await (client.chat.completions.create(**params) if chat else client.completions.create(**params))
+            async with events:  # closes the connection when the stream is abandoned
+                async for chunk in events:
+                    if chunk.usage is not None:
+                        usage = Usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
+                    for choice in chunk.choices:
+                        finish = choice.finish_reason or finish
+                        text = (choice.delta.content if chat else choice.text) or ""
+                        if text and choice.index == 0:
+                            texts.append(text)
+                            yield text
+        except openai.APIError as exc:
+            raise self._failed(exc, request, index) from exc
+        yield Completion(texts=["".join(texts)], usage=usage, finish_reasons=[finish],
+                         latency_ms=(time.perf_counter() - started) * 1000.0)
+
     # -- one HTTP call -------------------------------------------------------------------------
 
     def _params(self, request: CompletionRequest, n: int) -> dict[str, Any]:
@@ -178,14 +213,16 @@ class OpenAIBackend:
             # ``create``'s recursive transform of the typed params, which costs ~0.5 ms per call
             # and dominates the client's CPU at high concurrency. The params are plain JSON already.
             raw = await client.post(path, body=params, cast_to=httpx.Response)
-        except openai.RateLimitError as exc:
-            # Move on only from the key that was refused, so a burst of 429s on one key rotates once.
-            if self._current == index:
-                self._current = (index + 1) % len(self._clients)
-            raise self._translate(exc, request) from exc
         except openai.APIError as exc:
-            raise self._translate(exc, request) from exc
+            raise self._failed(exc, request, index) from exc
         return self._decode(raw.content, request)
+
+    def _failed(self, exc: openai.APIError, request: CompletionRequest, index: int) -> Exception:
+        """Archon's error for ``exc``; a 429 on key ``index`` moves on to the next key."""
+        # Move on only from the key that was refused, so a burst of 429s on one key rotates once.
+        if isinstance(exc, openai.RateLimitError) and self._current == index:
+            self._current = (index + 1) % len(self._clients)
+        return self._translate(exc, request)
 
     def _decode(self, content: bytes, request: CompletionRequest) -> dict[str, Any]:
         where = {"backend": self.name, "model": request.model}

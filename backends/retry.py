@@ -4,6 +4,8 @@ Only errors that say they are worth retrying (``retryable = True``: rate limits,
 dropped connections) are retried; a wrong key or a bad request fails at once. A server's
 ``Retry-After`` is honoured (up to ``max_wait``), otherwise the wait grows exponentially with jitter,
 so many callers hitting the same limit do not come back in lockstep.
+
+A stream is retried only until its first delta: once tokens have gone out they cannot be taken back.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from __future__ import annotations
 __all__ = ["RetryingBackend"]
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 
 from tenacity import (
     AsyncRetrying,
@@ -22,7 +26,7 @@ from tenacity import (
 )
 
 from archon.exceptions import BackendError
-from backends.base import Backend, Completion, CompletionRequest
+from backends.base import Backend, Completion, CompletionRequest, StreamItem, can_stream
 
 SleepFn = Callable[[float], Awaitable[None]]
 
@@ -47,6 +51,7 @@ class RetryingBackend:
         self.max_retries = max_retries
         self.max_wait = max_wait
         self.base_wait = base_wait
+        self._sleep = sleep or asyncio.sleep
         self._backoff = wait_exponential_jitter(multiplier=base_wait, max=max_wait, jitter=base_wait)
         # A template: each call iterates over its own copy, since AsyncRetrying keeps per-loop state.
         self._retrying = AsyncRetrying(
@@ -79,6 +84,37 @@ class RetryingBackend:
             raise
         completion.attempts = attempts
         return completion
+
+    @property
+    def can_stream(self) -> bool:
+        return can_stream(self.inner)
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamItem]:
+        # A loop of its own rather than tenacity's: an attempt must not span a ``yield``, or closing
+        # the stream early would be caught as a failed attempt.
+        attempt = 0
+        while True:
+            attempt += 1
+            started = False
+            try:
+                async with aclosing(self.inner.stream(request)) as items:
+                    async for item in items:
+                        if isinstance(item, Completion):
+                            item.attempts = attempt
+                        started = True
+                        yield item
+                return
+            except BackendError as exc:
+                exc.attempts = attempt
+                if started or not _retryable(exc) or attempt > self.max_retries:
+                    raise
+                await self._sleep(self._stream_wait(exc, attempt))
+
+    def _stream_wait(self, exc: BackendError, attempt: int) -> float:
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            return min(max(float(retry_after), 0.0), self.max_wait)
+        return min(self.base_wait * 2 ** (attempt - 1) + random.uniform(0, self.base_wait), self.max_wait)
 
     async def aclose(self) -> None:
         close = getattr(self.inner, "aclose", None)

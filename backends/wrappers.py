@@ -8,6 +8,9 @@ A cache hit issues no request and is logged by the cache wrapper as a ``cached``
 it saved; a miss goes down the chain and is logged once by the recorder, with its attempts.
 Rows are buffered in a ``CallLog`` and written in one transaction per flush (at the end of each run),
 so the store never sits on the hot path of a model call.
+
+Each wrapper also passes streams through (``stream``, see ``backends.base``): a streamed call is
+recorded once, when its final ``Completion`` arrives; a cached answer is replayed as one delta.
 """
 
 from __future__ import annotations
@@ -15,13 +18,16 @@ from __future__ import annotations
 __all__ = ["CallLog", "CachedBackend", "RecordingBackend", "LimitedBackend", "RunTotals"]
 
 import asyncio
+import contextlib
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from archon.exceptions import BackendError
-from backends.base import Backend, Completion, CompletionRequest, Usage, request_key
+from backends.base import Backend, Completion, CompletionRequest, StreamItem, Usage, can_stream, request_key
 
 if TYPE_CHECKING:
     from stores.pricing import Pricing
@@ -170,20 +176,33 @@ class RecordingBackend:
         self.name = inner.name
         self.log = log
 
+    @property
+    def can_stream(self) -> bool:
+        return can_stream(self.inner)
+
     async def complete(self, request: CompletionRequest) -> Completion:
         start = time.perf_counter()
         try:
             completion = await self.inner.complete(request)
         except BackendError as exc:
-            exc.node = exc.node or request.meta.node_id
-            exc.backend = exc.backend or self.name
-            exc.model = exc.model or request.model
-            self.log.add_call(_record(
-                request, self.name, response_texts=[], prompt_tokens=0, completion_tokens=0, cost_usd=None,
-                saved_usd=None, latency_ms=(time.perf_counter() - start) * 1000, status="error",
-                error=str(exc), attempts=exc.attempts, cached=False,
-            ))
+            self._failed(request, exc, start)
             raise
+        self._answered(request, completion, start)
+        return completion
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamItem]:
+        start = time.perf_counter()
+        try:
+            async with aclosing(self.inner.stream(request)) as items:
+                async for item in items:
+                    if isinstance(item, Completion):
+                        self._answered(request, item, start)
+                    yield item
+        except BackendError as exc:
+            self._failed(request, exc, start)
+            raise
+
+    def _answered(self, request: CompletionRequest, completion: Completion, start: float) -> None:
         latency = (time.perf_counter() - start) * 1000
         completion.latency_ms = latency
         completion.cost_usd = self.log.price(self.name, request.model, completion.usage)
@@ -192,7 +211,16 @@ class RecordingBackend:
             completion_tokens=completion.usage.completion_tokens, cost_usd=completion.cost_usd, saved_usd=None,
             latency_ms=latency, status="ok", error=None, attempts=completion.attempts, cached=False,
         ))
-        return completion
+
+    def _failed(self, request: CompletionRequest, exc: BackendError, start: float) -> None:
+        exc.node = exc.node or request.meta.node_id
+        exc.backend = exc.backend or self.name
+        exc.model = exc.model or request.model
+        self.log.add_call(_record(
+            request, self.name, response_texts=[], prompt_tokens=0, completion_tokens=0, cost_usd=None,
+            saved_usd=None, latency_ms=(time.perf_counter() - start) * 1000, status="error",
+            error=str(exc), attempts=exc.attempts, cached=False,
+        ))
 
 
 class CachedBackend:
@@ -209,9 +237,11 @@ class CachedBackend:
         self.log = log
         self._inflight: dict[tuple[str, int], asyncio.Future] = {}
 
-    async def complete(self, request: CompletionRequest) -> Completion:
-        from stores.store import CachedSample
+    @property
+    def can_stream(self) -> bool:
+        return can_stream(self.inner)
 
+    async def complete(self, request: CompletionRequest) -> Completion:
         start = time.perf_counter()
         key = request_key(self.name, request)
         hits = await self.log.cache_get(key, request.samples)
@@ -249,18 +279,8 @@ class CachedBackend:
                 latency_ms=(time.perf_counter() - start) * 1000, status="ok", error=None, attempts=0, cached=True,
             ), counts=not missing)
         if live is not None:
-            shares = live.usage.split(len(missing))
-            share_cost = None if live.cost_usd is None else live.cost_usd / len(missing)
-            entries = {}
-            for i, k in enumerate(missing):
-                texts[k] = live.texts[i]
-                logprobs[k] = live.logprobs[i] if live.logprobs else None
-                entries[k] = CachedSample(
-                    key=key, sample=k, backend=self.name, model=request.model, text=live.texts[i], logprobs=logprobs[k],
-                    prompt_tokens=shares[i].prompt_tokens, completion_tokens=shares[i].completion_tokens, cost_usd=share_cost,
-                )
-            flight.set_result(entries)
-            self.log.cache_add(list(entries.values()))
+            for k, entry in self._keep(key, request, missing, live, flight).items():
+                texts[k], logprobs[k] = entry.text, entry.logprobs
             usage = usage + live.usage
         has_lp = any(v is not None for v in logprobs.values())
         return Completion(
@@ -273,6 +293,52 @@ class CachedBackend:
             cost_usd=live.cost_usd if live else 0.0,
         )
 
+    def _keep(self, key: str, request: CompletionRequest, missing: tuple[int, ...], live: Completion,
+              flight: asyncio.Future) -> dict:
+        """Cache the samples a live call answered, and hand them to identical requests waiting on it."""
+        from stores.store import CachedSample
+
+        shares = live.usage.split(len(missing))
+        share_cost = None if live.cost_usd is None else live.cost_usd / len(missing)
+        entries = {}
+        for i, k in enumerate(missing):
+            entries[k] = CachedSample(
+                key=key, sample=k, backend=self.name, model=request.model, text=live.texts[i],
+                logprobs=live.logprobs[i] if live.logprobs else None, prompt_tokens=shares[i].prompt_tokens,
+                completion_tokens=shares[i].completion_tokens, cost_usd=share_cost,
+            )
+        flight.set_result(entries)
+        self.log.cache_add(list(entries.values()))
+        return entries
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamItem]:
+        """Streams a miss from the backend; replays a hit (or an identical call in flight) as one delta."""
+        key = request_key(self.name, request)
+        sample = request.samples[0]
+        if (key, sample) in self._inflight or await self.log.cache_get(key, request.samples):
+            completion = await self.complete(request)  # replays, and logs the call as cached
+            yield completion.texts[0]
+            yield completion
+            return
+        flight = asyncio.get_running_loop().create_future()
+        self._inflight[(key, sample)] = flight
+        try:
+            async with aclosing(self.inner.stream(request)) as items:
+                async for item in items:
+                    if isinstance(item, Completion):
+                        self._keep(key, request, (sample,), item, flight)
+                    yield item
+        except BaseException as exc:
+            if not flight.done():
+                flight.set_exception(exc if isinstance(exc, Exception) else BackendError("the request was cancelled"))
+                flight.exception()
+            raise
+        finally:
+            self._inflight.pop((key, sample), None)
+            if not flight.done():  # the stream ended without its completion: waiters must not hang
+                flight.set_exception(BackendError("the stream ended without an answer"))
+                flight.exception()
+
 
 class LimitedBackend:
     """Bounds calls in flight: per backend (``max_concurrency``) and across all backends (global)."""
@@ -283,9 +349,20 @@ class LimitedBackend:
         self._sem = asyncio.Semaphore(limit)
         self._global = global_limit
 
+    @property
+    def can_stream(self) -> bool:
+        return can_stream(self.inner)
+
     async def complete(self, request: CompletionRequest) -> Completion:
         async with self._sem:
             if self._global is None:
                 return await self.inner.complete(request)
             async with self._global:
                 return await self.inner.complete(request)
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamItem]:
+        # A streamed call holds its slots until its last token: it is in flight all that time.
+        async with self._sem, (self._global or contextlib.nullcontext()):
+            async with aclosing(self.inner.stream(request)) as items:
+                async for item in items:
+                    yield item

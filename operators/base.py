@@ -62,6 +62,11 @@ class Operator:
     async def __call__(self, inputs: list[Candidate], query: Query, ctx: RunContext) -> list[Candidate]:
         raise NotImplementedError
 
+    def streams_output(self) -> bool:
+        """True when this node's one candidate is exactly the text of its one model call (one model,
+        one sample), so that call's tokens can be streamed as the pipeline's answer (``archon serve``)."""
+        return False
+
     def call_bound(self, fan_in: int) -> tuple[int, int]:
         """(most model calls this node makes for one query, most candidates it outputs), given
         ``fan_in``, the most candidates its inputs can hand it (1 for a node without inputs).

@@ -45,6 +45,10 @@ class Fuse(Operator):
     Config = FuseConfig
     summary = "Synthesize the input candidates into one answer per fuser model."
 
+    def streams_output(self) -> bool:
+        cfg: FuseConfig = self.config
+        return len(cfg.models()) == 1 and cfg.samples == 1
+
     def call_bound(self, fan_in: int) -> tuple[int, int]:
         """One request per fuser model (even with no inputs); each returns ``samples`` candidates."""
         cfg: FuseConfig = self.config

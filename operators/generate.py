@@ -64,6 +64,10 @@ class Generate(Operator):
                     for k, (t, u) in enumerate(zip(comp.texts, shares))]
         return out
 
+    def streams_output(self) -> bool:
+        cfg: GenerateConfig = self.config
+        return len(cfg.models()) == 1 and cfg.samples == 1
+
     def call_bound(self, fan_in: int) -> tuple[int, int]:
         """One request per model, whatever the inputs; each returns ``samples`` candidates."""
         cfg: GenerateConfig = self.config

@@ -13,7 +13,8 @@ MODULES = [
     "backends.doubles", "backends.retry", "backends.openai_compat", "backends.local", "stores",
     "stores.store", "stores.pricing", "archon.sandbox", "archon.import_archon", "operators.critique",
     "operators.verify", "operators.vote", "operators.route", "operators.unit_test", "operators.code_tests",
-    "operators.answers", "operators.retrieve",
+    "operators.answers", "operators.retrieve", "archon.serve", "archon.serve.app", "archon.serve.protocol",
+    "archon.serve.streaming", "archon.serve.guard", "archon.serve.errors", "archon.serve.settings", "backends.budget",
 ]
 
 

@@ -79,6 +79,35 @@ async def test_samples_are_seeded_from_the_request(backend):
 
 
 @needs_llama
+async def test_a_stream_gives_the_same_answer_token_by_token(backend):
+    from backends.base import Completion, can_stream
+
+    assert can_stream(backend)
+    for request in (completion(temperature=0.8, max_tokens=24, stop=("\n\n",), samples=(3,)),
+                    CompletionRequest(model=DEFAULT_MODEL, messages=({"role": "user", "content": "Name three colours."},),
+                                      max_tokens=16, temperature=0.7)):
+        whole = await backend.complete(request)
+        deltas, final = [], None
+        async for item in backend.stream(request):
+            if isinstance(item, Completion):
+                final = item
+            else:
+                deltas.append(item)
+        assert "".join(deltas) == whole.texts[0] == final.texts[0]  # seeded: the same sample either way
+        assert len(deltas) > 3 and final.usage == whole.usage
+
+
+@needs_llama
+async def test_an_abandoned_stream_frees_the_model(backend):
+    stream = backend.stream(completion(max_tokens=2000))
+    assert await anext(stream)
+    await stream.aclose()
+    started = time.perf_counter()
+    assert (await backend.complete(completion(max_tokens=4))).texts[0]
+    assert time.perf_counter() - started < 5, "the abandoned stream kept the model busy"
+
+
+@needs_llama
 async def test_concurrent_requests_share_one_model_serially():
     one, two = LocalBackend("a", PRESETS["local"]), LocalBackend("b", PRESETS["local"])
     first, second = completion(), completion("class Stack:\n")

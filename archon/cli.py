@@ -313,3 +313,5 @@ def main() -> None:
 
 # Registers ``archon search`` on ``app`` (kept in its own module: it is the largest command).
 from archon import cli_search as _cli_search  # noqa: E402,F401
+# Registers ``archon serve`` on ``app`` (its server code is imported only when it runs).
+from archon import cli_serve as _cli_serve  # noqa: E402,F401

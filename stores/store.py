@@ -225,7 +225,7 @@ class Store:
         for rec in rows:
             prompt = _clean(rec.prompt_text) or ""
             # JSON escapes control characters, so responses round-trip exactly on every database.
-            responses = json.dumps(list(rec.response_texts), ensure_ascii=False)
+            responses = _clean(json.dumps(list(rec.response_texts), ensure_ascii=False)) or "[]"
             prompt_hash, response_hash = _sha256(prompt), _sha256(responses)
             texts[prompt_hash] = prompt
             texts[response_hash] = responses
@@ -472,11 +472,20 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _clean(text: str | None) -> str | None:
     # PostgreSQL text cannot hold NUL; replacing it everywhere keeps both databases identical.
-    if text is None or "\x00" not in text:
+    if text is None:
         return text
-    return text.replace("\x00", "\ufffd")
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (JSON's "\ud800" decodes to one): not storable text
+        text = _SURROGATE.sub("\ufffd", text)
+    return text
 
 
 def _reason(exc: SQLAlchemyError) -> str:

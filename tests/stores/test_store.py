@@ -157,6 +157,15 @@ def test_nul_characters_do_not_fail_a_run(store: Store):
     assert prompt == "a\ufffdb" and store.runs()[0]["output"] == "out\ufffd"
 
 
+def test_lone_surrogates_do_not_fail_a_run(store: Store):
+    # JSON can carry half a surrogate pair ("\ud800"): such a string cannot be encoded for any database.
+    run_id = store.start_run("p", "in\ud800put")
+    store.record_calls([call(run_id, prompt_text="a\udfffb", response_texts=["r\ud800"])])
+    store.finish_run(run_id, "ok", output="out\ud800")
+    prompt, responses = store.call_texts(store.calls(run_id)[0]["id"])
+    assert prompt == "a\ufffdb" and responses == ["r\ufffd"] and store.runs()[0]["output"] == "out\ufffd"
+
+
 def test_cache_get_and_put(store: Store):
     def sample(k: int, text: str, logprobs=None) -> CachedSample:
         return CachedSample("key1", k, "openai", "gpt-4o-mini", text, logprobs, 10, 3, 0.001)

@@ -53,6 +53,7 @@ class Budget:
         self.base = Spend()
         self.spent = Spend()  # measured, this process
         self._reserved = Spend()
+        self._in_flight = 0  # counted apart: float sums of reservations need not come back to exactly 0
         self.exhausted: str | None = None
         self._settled: asyncio.Condition | None = None  # made in the event loop that waits on it
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -87,20 +88,23 @@ class Budget:
         est = self.worst_case(backend, request)
         if self.usd is None and self.tokens is None and self.calls is None:
             self._reserved = self._reserved + est  # a meter only: nothing to wait for
+            self._in_flight += 1
             return est
         async with self._condition():
             while True:
                 why = self.exhausted or self.over(est)
                 if why is None:
                     self._reserved = self._reserved + est
+                    self._in_flight += 1
                     return est
-                if self.exhausted or self._reserved == Spend():
+                if self.exhausted or self._in_flight == 0:
                     self.exhausted = why
                     raise BudgetExhausted(f"stopped before a request that could cross the {why}")
                 await self._condition().wait()
 
     async def settle(self, reserved: Spend, actual: Spend) -> None:
         self._reserved = self._reserved - reserved
+        self._in_flight -= 1
         self.spent = self.spent + actual
         if self._settled is not None and self._loop is asyncio.get_running_loop():
             async with self._settled:

@@ -103,3 +103,27 @@ def test_a_failed_request_fails_its_waiters_too(tmp_path):
 
     out = asyncio.run(go())
     assert all(isinstance(o, Exception) for o in out) and calls["n"] == 1
+
+
+def test_refuses_rather_than_waits_forever_once_nothing_is_in_flight():
+    """Float sums of reservations need not return to exactly 0: refusal must not depend on it."""
+    costs = iter([0.1, 0.2, 0.7, 0.7])
+
+    class Fixed(Budget):
+        def worst_case(self, backend, request):
+            return Spend(usd=next(costs), tokens=0, calls=1)
+
+    async def go():
+        b = Fixed(usd=0.75)
+        first, second = await b.reserve("fake", _req(1)), await b.reserve("fake", _req(2))
+        await b.settle(first, Spend(0.0, 0, 1))
+        await b.settle(second, Spend(0.0, 0, 1))  # reserved is now 0.1 + 0.2 - 0.1 - 0.2, not always 0.0
+        third = await b.reserve("fake", _req(3))
+        waiting = asyncio.create_task(b.reserve("fake", _req(4)))  # 0.7 + 0.7 > 0.75: waits for the third
+        await asyncio.sleep(0.01)
+        assert not waiting.done()
+        await b.settle(third, Spend(0.5, 0, 1))  # spent 0.5: the fourth's 0.7 can never fit
+        with pytest.raises(BudgetExhausted):
+            await asyncio.wait_for(waiting, 2)
+
+    asyncio.run(go())

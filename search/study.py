@@ -135,11 +135,9 @@ def _study(name: str, storage: str, sampler: str, seed: int | None, space: Searc
     store = _rdb_storage(storage)
     directions = ["maximize", "minimize"] if multi else ["maximize"]
     pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
-    try:
-        study = optuna.create_study(study_name=name, storage=store, load_if_exists=True, directions=directions,
-                                    sampler=make_sampler(sampler, seed, space, trials), pruner=pruner)
-    except ValueError as exc:  # an existing study with other directions
-        raise UserError(f"study '{name}' exists with other objectives ({exc}); give another --study name.") from exc
+    # An existing study loads with the directions it was made with: compared below.
+    study = optuna.create_study(study_name=name, storage=store, load_if_exists=True, directions=directions,
+                                sampler=make_sampler(sampler, seed, space, trials), pruner=pruner)
     if [d.name.lower() for d in study.directions] != directions:
         raise UserError(f"study '{name}' was created {'without' if multi else 'with'} the nsga2 score-and-cost objective; "
                         "give another --study name or the sampler it was made with.")
@@ -254,11 +252,17 @@ async def run_search(
             trial.set_user_attr("surplus", True)
             study.tell(trial, state=TrialState.FAIL)
             continue
-        spec = space.sample(trial)
-        if _repeat(trial, spec, everything, study):
-            state, measured = "skipped", {}
-        else:
-            state, measured = await _run_trial(trial, spec, store, study, dev, sizes, runtime, concurrency, per_query, cost, multi)
+        try:
+            spec = space.sample(trial)
+            if _repeat(trial, spec, everything, study):
+                state, measured = "skipped", {}
+            else:
+                state, measured = await _run_trial(trial, spec, store, study, dev, sizes, runtime, concurrency, per_query, cost, multi)
+        except BaseException:
+            # A bad sample, a user error or Ctrl-C: fail the trial now, so the next run need not wait
+            # for its heartbeat to go stale before replacing it.
+            _fail_quietly(study, trial)
+            raise
         skipped_in_a_row = skipped_in_a_row + 1 if state == "skipped" else 0
         result.ran += state != "skipped"
         if progress is not None and state != "skipped":
@@ -275,6 +279,15 @@ async def run_search(
             setattr(result, key, value)
     result.wall_s = time.perf_counter() - started
     return result
+
+
+def _fail_quietly(study: Any, trial: Any) -> None:
+    from optuna.trial import TrialState
+
+    try:
+        study.tell(trial, state=TrialState.FAIL)
+    except Exception:  # already told (it finished before the error), or the storage is gone
+        pass
 
 
 def _priced(ref: str, runtime: Runtime) -> bool:

@@ -206,3 +206,52 @@ def test_best_few_are_rescored_on_all_dev_items_and_the_holdout_is_reported_apar
     held_out = [f"What is {i} plus one?" for i in range(8, 12)]
     # held-out questions reached the backend only for the best pipeline and the baseline
     assert all(any(q in p for p in asked) for q in held_out)
+
+
+def test_an_error_during_a_trial_fails_that_trial_at_once(tmp_path):
+    import optuna
+
+    from archon.builder import Pipeline
+    from search.space import FunctionSpace
+
+    def space(trial):
+        if trial.suggest_categorical("broken", [False, True]) and not isinstance(trial, optuna.trial.FixedTrial):
+            raise ValueError("a bug in the space function")
+        p = Pipeline("fragile")
+        p.add("draft", "generate", model="fake/strong")
+        return p
+
+    data = write(tmp_path, "items.jsonl", json.dumps({"id": "q0", "question": "What is 1 plus one?", "answer": "2"}) + "\n")
+    db = f"sqlite:///{tmp_path / 's.db'}"
+
+    async def go():
+        rt = Runtime(store=db, backends={"fake": FunctionBackend(reply)})
+        try:
+            return await run_search(FunctionSpace(space, "fragile", "test"), load_benchmark(str(data)), rt, storage=db,
+                                    trials=8, sampler="random", seed=0)
+        finally:
+            await rt.aclose()
+
+    with pytest.raises(ValueError, match="a bug"):
+        asyncio.run(go())
+    states = {t.state.name for t in optuna.load_study(study_name="fragile@items", storage=db).trials}
+    assert "RUNNING" not in states and "FAIL" in states
+
+
+def test_a_study_keeps_its_objectives(tmp_path):
+    from archon.exceptions import UserError
+
+    data = write(tmp_path, "items.jsonl", json.dumps({"id": "q0", "question": "What is 1 plus one?", "answer": "2"}) + "\n")
+    db = f"sqlite:///{tmp_path / 's.db'}"
+
+    async def go(sampler):
+        rt = Runtime(store=db, backends={"fake": FunctionBackend(reply)})
+        try:
+            return await run_search(SearchSpace(yaml.safe_load(SPACE)), load_benchmark(str(data)), rt, storage=db,
+                                    trials=1, sampler=sampler, seed=0)
+        finally:
+            await rt.aclose()
+
+    asyncio.run(go("tpe"))
+    with pytest.raises(UserError, match="nsga2 score-and-cost objective"):
+        asyncio.run(go("nsga2"))

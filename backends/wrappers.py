@@ -18,6 +18,7 @@ from __future__ import annotations
 __all__ = ["CallLog", "CachedBackend", "RecordingBackend", "LimitedBackend", "RunTotals"]
 
 import asyncio
+import logging
 import contextlib
 import time
 import uuid
@@ -32,6 +33,9 @@ from backends.base import Backend, Completion, CompletionRequest, StreamItem, Us
 if TYPE_CHECKING:
     from stores.pricing import Pricing
     from stores.store import CachedSample, CallRecord, Store
+
+
+_log = logging.getLogger("archon.store")
 
 
 @dataclass
@@ -146,7 +150,14 @@ class CallLog:
         self._starts, self._calls, self._finishes, self._eval_results = [], [], [], []
         try:
             self.store.write(starts=starts, calls=calls, cache=cache, finishes=finishes, eval_results=results)
-        except BaseException:
+        except BaseException as exc:
+            if _never_writable(exc):
+                # Retrying rows the database rejects for what they hold would block every later write.
+                for e in cache:
+                    self._cache.pop((e.key, e.sample), None)
+                _log.error("dropped %d runs, %d calls and %d results the store rejected: %s",
+                           len(starts), len(calls), len(results), exc)
+                raise
             # Keep what failed to write, so a later write (or the caller's retry) does not lose it.
             self._starts[:0], self._calls[:0], self._finishes[:0], self._eval_results[:0] = starts, calls, finishes, results
             raise
@@ -157,6 +168,15 @@ class CallLog:
     async def drain(self) -> None:
         """Write everything buffered now."""
         self.write()
+
+
+def _never_writable(exc: BaseException) -> bool:
+    """The database refused the rows themselves (bad data, a broken constraint), not the connection:
+    writing the same rows again can only fail again."""
+    from sqlalchemy.exc import DataError, IntegrityError
+
+    cause = exc.__cause__ or exc
+    return isinstance(cause, (DataError, IntegrityError))
 
 
 def _record(req: CompletionRequest, backend: str, **kw) -> CallRecord:

@@ -127,3 +127,4 @@ def test_refuses_rather_than_waits_forever_once_nothing_is_in_flight():
             await asyncio.wait_for(waiting, 2)
 
     asyncio.run(go())
+

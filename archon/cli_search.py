@@ -51,29 +51,22 @@ def search(
     from archon.context import Runtime
     from archon.evals.datasets import load_benchmark
     from search.space import load_space
+    from search.study import PerQuery
 
     if show:
         summary = _load_summary(study, space, benchmark, storage, db)
     else:
         if space is None or benchmark is None:
             raise UserError("archon search needs a search space and --benchmark (or --show --study NAME to print a finished study).")
-        from backends.budget import Budget
-
         sp = load_space(space)
         bench = load_benchmark(benchmark, limit=limit)
         base = _load_baseline(baseline)
-        runtime = Runtime(sp.sample_first().backends, store=db, budget=Budget())
+        runtime = Runtime(sp.sample_first().backends, store=db)
         summary = asyncio.run(_search(sp, bench, runtime, storage, base, json_out, dict(
             trials=trials, study_name=study, sampler=sampler, seed=seed, concurrency=concurrency, budget_usd=budget_usd,
             budget_tokens=budget_tokens, max_calls=max_calls, trial_items=trial_items, rescore=rescore, holdout=holdout,
-            cost=cost, per_query=_per_query(max_calls_per_query, max_tokens_per_query, max_usd_per_query))))
+            cost=cost, per_query=PerQuery(calls=max_calls_per_query, tokens=max_tokens_per_query, usd=max_usd_per_query))))
     _output(summary, out, plot, json_out)
-
-
-def _per_query(calls, tokens, usd):
-    from search.study import PerQuery
-
-    return PerQuery(calls=calls, tokens=tokens, usd=usd)
 
 
 def _load_baseline(path: Path | None):
@@ -98,11 +91,7 @@ async def _search(sp, bench, runtime, storage, baseline, quiet, options) -> dict
         res = await run_search(sp, bench, runtime, storage=url, baseline=baseline, progress=progress, **options)
     finally:
         await runtime.aclose()
-    summary = res.to_dict()
-    summary["ran"], summary["wall_s"] = res.ran, round(res.wall_s, 2)
-    if res.stopped:  # this command's reason, even when earlier runs of the study ended otherwise
-        summary["stopped"] = res.stopped
-    return summary
+    return res.to_dict()
 
 
 def _load_summary(study: str | None, space: str | None, benchmark: str | None, storage: str | None, db: str | None) -> dict[str, Any]:

@@ -278,9 +278,8 @@ class CachedBackend:
             if missing:
                 live = await self.inner.complete(request.with_samples(missing))
         except BaseException as exc:
-            if flight is not None and not flight.done():
-                flight.set_exception(exc if isinstance(exc, Exception) else BackendError("the request was cancelled"))
-                flight.exception()  # waiters see it; with none, asyncio must not warn that nobody did
+            if flight is not None:
+                _fail(flight, exc)
             raise
         finally:
             for k in missing:
@@ -349,15 +348,19 @@ class CachedBackend:
                         self._keep(key, request, (sample,), item, flight)
                     yield item
         except BaseException as exc:
-            if not flight.done():
-                flight.set_exception(exc if isinstance(exc, Exception) else BackendError("the request was cancelled"))
-                flight.exception()
+            _fail(flight, exc)
             raise
         finally:
             self._inflight.pop((key, sample), None)
-            if not flight.done():  # the stream ended without its completion: waiters must not hang
-                flight.set_exception(BackendError("the stream ended without an answer"))
-                flight.exception()
+            _fail(flight, BackendError("the stream ended without an answer"))  # waiters must not hang
+
+
+def _fail(flight: asyncio.Future, exc: BaseException) -> None:
+    """Hand ``exc`` to the identical requests waiting on ``flight``, unless it already has its answer."""
+    if flight.done():
+        return
+    flight.set_exception(exc if isinstance(exc, Exception) else BackendError("the request was cancelled"))
+    flight.exception()  # waiters see it; with none, asyncio must not warn that nobody did
 
 
 class LimitedBackend:

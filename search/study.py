@@ -115,7 +115,7 @@ class SearchResult:
     pareto: list[dict[str, Any]] = field(default_factory=list)
     baseline: dict[str, Any] | None = None
     holdout: dict[str, Any] | None = None
-    stopped: str | None = None  # why the search stopped early (a budget), if it did
+    stopped: str | None = None  # why this command stopped early (a budget), even when earlier runs ended otherwise
     calls_requested: int = 0
     calls_issued: int = 0
     spent_usd: float = 0.0
@@ -277,7 +277,7 @@ async def run_search(
             result.trials = value
         elif hasattr(result, key) and key != "stopped":
             setattr(result, key, value)
-    result.wall_s = time.perf_counter() - started
+    result.wall_s = round(time.perf_counter() - started, 2)
     return result
 
 

@@ -30,11 +30,20 @@ nodes:
 """
 
 
+def _reply(prompt: str, k: int) -> str:
+    return "[1]" if "Ranking:" in prompt else "The answer is 1."
+
+
+def _setup(tmp_path, srv):
+    """Six items whose answer is 1, the space, and the environment pointing at ``srv`` and a fresh store."""
+    data = write(tmp_path, "items.jsonl", "".join(json.dumps({"id": f"q{i}", "question": f"What is {i} plus one?", "answer": "1"}) + "\n" for i in range(6)))
+    space = write(tmp_path, "space.yaml", SPACE)
+    return data, space, {**os.environ, "ARCHON_BASE_URL": srv.base_url, "ARCHON_DB_URL": f"sqlite:///{tmp_path / 's.db'}"}
+
+
 def test_search_cli_writes_the_best_pipeline(tmp_path):
-    with FakeOpenAIServer(reply=lambda prompt, k: "[1]" if "Ranking:" in prompt else "The answer is 1.") as srv:
-        data = write(tmp_path, "items.jsonl", "".join(json.dumps({"id": f"q{i}", "question": f"What is {i} plus one?", "answer": "1"}) + "\n" for i in range(6)))
-        space = write(tmp_path, "space.yaml", SPACE)
-        env = {**os.environ, "ARCHON_BASE_URL": srv.base_url, "ARCHON_DB_URL": f"sqlite:///{tmp_path / 's.db'}"}
+    with FakeOpenAIServer(reply=_reply) as srv:
+        data, space, env = _setup(tmp_path, srv)
         out = subprocess.run([sys.executable, "-m", "archon", "search", str(space), "--benchmark", str(data), "--trials", "4",
                               "--sampler", "random", "--seed", "1", "--out", str(tmp_path / "best.yaml"), "--json"],
                              capture_output=True, text=True, env=env, timeout=120)
@@ -50,10 +59,8 @@ def test_search_cli_writes_the_best_pipeline(tmp_path):
 
 
 def test_show_prints_a_finished_study_and_plots_it(tmp_path):
-    with FakeOpenAIServer(reply=lambda prompt, k: "[1]" if "Ranking:" in prompt else "The answer is 1.") as srv:
-        data = write(tmp_path, "items.jsonl", "".join(json.dumps({"id": f"q{i}", "question": f"What is {i} plus one?", "answer": "1"}) + "\n" for i in range(6)))
-        space = write(tmp_path, "space.yaml", SPACE)
-        env = {**os.environ, "ARCHON_BASE_URL": srv.base_url, "ARCHON_DB_URL": f"sqlite:///{tmp_path / 's.db'}"}
+    with FakeOpenAIServer(reply=_reply) as srv:
+        data, space, env = _setup(tmp_path, srv)
         run = subprocess.run([sys.executable, "-m", "archon", "search", str(space), "--benchmark", str(data), "--trials", "3",
                               "--sampler", "random", "--seed", "2", "--study", "s1"], capture_output=True, text=True, env=env, timeout=120)
         assert run.returncode == 0, run.stderr

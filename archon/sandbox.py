@@ -1,25 +1,34 @@
 """The one place that runs model-generated code (unit-test operators, code benchmarks).
 
-Each run gets a fresh working directory under ``<tmp>/archon-sandbox/``, a clean environment and
-limits on wall time, CPU, memory, processes, file size and output. As root (the usual case in a
-container or CI box) the code also runs:
+Each run gets a clean environment and limits on wall time, CPU, memory, processes, file size, disk
+and output. As root (the usual case in a container or CI box) the code also runs:
 
-- as a dedicated uid/gid (64000 + a slot number, one per concurrent run, never a real account), so it
-  cannot write files it does not own, read other processes' ``/proc/PID/environ``, or signal them;
-- in new network, mount and PID namespaces: no network at all (not even 127.0.0.1), a private tmpfs
-  on /tmp, /var/tmp and /dev/shm, a /proc that shows only the sandbox's own processes, and home
-  directories that other users may not enter (such as /root) hidden behind an empty tmpfs except for
-  the Python installation. When the run's first process exits, the kernel kills every process left.
+- as a dedicated uid/gid (64000 + a slot number, one per concurrent run on the machine, never a real
+  account), so it cannot read other processes' ``/proc/PID/environ``, signal them or ptrace them;
+- in new network, IPC, mount and PID namespaces: no network at all (not even 127.0.0.1), its own
+  SysV IPC and POSIX message queues (destroyed with the run), a /proc that shows only its own
+  processes, and a new root: a tmpfs of ``disk_mb`` holding the working directory, /tmp, /var/tmp
+  and /dev/shm (the only places it can write; gone when the run ends), with /usr, /bin, /lib*, /etc
+  and the Python installation bound read-only and a minimal /dev. Nothing else of the host exists
+  there: no /run, /var, /home, /root, /srv, /opt, /mnt, /sys, so no host Unix socket either;
+- in its own cgroup (v2 where delegated, else v1): ``total_memory_mb`` for all its processes and
+  their tmpfs files, ``max_processes`` tasks; every process in it is killed when the run ends.
 
-What falls back when the kernel refuses something (unprivileged containers, seccomp):
-- no root: a user namespace is tried for the same namespaces; files owned by the caller stay writable;
+What falls back when the kernel refuses something (unprivileged containers, seccomp), and what then
+holds (``protections()`` reports what this machine gives):
+- no root: a user namespace is tried for the same namespaces (the code keeps the caller's uid, so the
+  caller's own files outside the new root are still out of sight, but no cgroup: memory is limited
+  per process only, ``memory_mb`` x ``max_processes`` in all);
+- no mount namespace: no new root; the code sees the host's files with its uid's rights, and may
+  write where that uid may (world-writable directories such as /tmp included);
 - no network namespace: a prelude replaces ``socket.socket`` (stops ordinary code, not ctypes);
 - no PID namespace: the launcher adopts escaped descendants (child subreaper) and kills them when the
-  code exits; on a timeout the caller kills the sandbox uid's processes (or, without root, the
-  launcher's process tree) before the process group.
-Not protected: disk space in the working directory, world-readable host files, /sys.
+  code exits; on a timeout the caller kills the run's cgroup, the sandbox uid's processes (or,
+  without root, the launcher's process tree) and the process group.
 
-The code runs as ``python -S -B main.py``: the standard library only, no site-packages.
+The code runs as ``python -S -B main.py``: the standard library only, no site-packages. With
+``channel=True`` it gets one more file descriptor, 3, whose contents come back as
+``SandboxResult.channel``: a test harness reports on it, and closes it before running candidates.
 """
 
 from __future__ import annotations
@@ -41,24 +50,29 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Any, Literal
 
+from archon._sandbox_cgroups import RunCgroup
+from archon._sandbox_cgroups import support as _cgroup_support
 from archon.exceptions import ConfigError
 
-__all__ = ["Limits", "SandboxResult", "run_python", "arun_python", "set_max_parallel"]
+__all__ = ["Limits", "SandboxResult", "arun_python", "protections", "run_python", "set_max_parallel"]
 
 ENTRY = "main.py"
 _UID_BASE, _UID_SLOTS = 64_000, 1024
 # Which namespaces the launcher may ask for; tests narrow this to exercise the fallbacks.
-_NAMESPACES = frozenset({"net", "mount", "pid"})
-_NS_BITS = {"net": 1, "mount": 2, "pid": 4}
+_NAMESPACES = frozenset({"net", "mount", "pid", "ipc"})
+_NS_BITS = {"net": 1, "mount": 2, "pid": 4, "ipc": 8}
+# One lock file for the whole machine, whatever TMPDIR a caller has: two callers with their own
+# lock files would hand out the same uid, and one would kill the other's run.
+_SLOT_LOCKS = ("/run/archon-sandbox.slots", "/var/lock/archon-sandbox.slots")
+_CHANNEL_MAX = 4 << 20
+_LAUNCHER_TASKS = 2  # the launcher and the PID namespace's init share the run's cgroup with the code
 _CHUNK = 65_536
 
 
 # Runs as the sandbox's first process, with -I so nothing in the working directory is imported
-# while it is still root. It enters the namespaces, reshapes the mounts, forks an init for the PID
-# namespace, then drops to the sandbox uid and execs the code. Kept to builtin modules: it starts
-# on every run. Its own failures exit 125 with an "archon-sandbox: " line on stderr.
+# while it is still root (see the file's docstring).
 _LAUNCHER = (Path(__file__).with_name("_sandbox_launcher.py")).read_text(encoding="utf-8")
 
 
@@ -67,12 +81,15 @@ class Limits:
     wall_seconds: float = 10.0      # wall clock; on expiry every process of the run is killed
     cpu_seconds: int = 10           # RLIMIT_CPU (SIGXCPU, then SIGKILL one second later)
     memory_mb: int = 512            # RLIMIT_AS, per process
-    max_processes: int = 64         # RLIMIT_NPROC of the dedicated uid (processes and threads)
+    total_memory_mb: int = 1024     # the run's cgroup: all its processes and the files in its tmpfs
+    max_processes: int = 64         # processes and threads: the run's cgroup, and RLIMIT_NPROC of its uid
     max_output_bytes: int = 64_000  # kept per stream: the first and the last half, the middle dropped
-    max_file_mb: int = 16           # RLIMIT_FSIZE; also the size of each private tmpfs
+    max_file_mb: int = 16           # RLIMIT_FSIZE: the largest file it may write
+    disk_mb: int = 64               # the tmpfs holding its working directory, /tmp, /var/tmp and /dev/shm
 
     def __post_init__(self) -> None:
-        for name in ("wall_seconds", "cpu_seconds", "memory_mb", "max_processes", "max_file_mb"):
+        for name in ("wall_seconds", "cpu_seconds", "memory_mb", "total_memory_mb", "max_processes",
+                     "max_file_mb", "disk_mb"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"sandbox Limits.{name} must be positive, got {getattr(self, name)!r}")
         if self.max_output_bytes < 0:
@@ -87,32 +104,87 @@ class SandboxResult:
     stderr: str
     duration_s: float
     reason: str | None = None
+    channel: str | None = None  # what the code wrote on fd 3 (``channel=True``); None if nothing
 
 
 def run_python(code: str, *, stdin: str = "", limits: Limits = Limits(),
-               files: dict[str, str] | None = None) -> SandboxResult:
+               files: dict[str, str] | None = None, channel: bool = False) -> SandboxResult:
     """Run ``code`` as ``main.py`` in a fresh sandbox and wait for it (blocks the calling thread).
 
-    ``files`` maps relative paths to text put next to ``main.py`` (e.g. a test module). Failures of
-    the code are results, not exceptions; only a malformed call raises ``ConfigError``.
+    ``files`` maps relative paths to text put next to ``main.py`` (e.g. a test module). With
+    ``channel``, fd 3 is open for writing and what is written there comes back in ``channel``.
+    Failures of the code are results, not exceptions; only a malformed call raises ``ConfigError``.
     """
-    return _run(code, stdin, limits, _checked_files(files), None)
+    return _run(code, stdin, limits, _checked_files(files), None, channel)
 
 
 async def arun_python(code: str, *, stdin: str = "", limits: Limits = Limits(),
-                      files: dict[str, str] | None = None) -> SandboxResult:
+                      files: dict[str, str] | None = None, channel: bool = False) -> SandboxResult:
     """``run_python`` on a worker thread; at most ``set_max_parallel(n)`` runs at once per process.
 
     Cancelling the awaiting task kills the run within about 0.1 s.
     """
     checked = _checked_files(files)
     cancel = threading.Event()
-    job = functools.partial(_run, code, stdin, limits, checked, cancel)
+    job = functools.partial(_run, code, stdin, limits, checked, cancel, channel)
     try:
         return await asyncio.get_running_loop().run_in_executor(_executor(), job)
     except asyncio.CancelledError:
         cancel.set()
         raise
+
+
+_PROBE = """
+import json, os
+ns = {}
+for name in ("net", "ipc", "mnt", "pid"):
+    try:
+        ns[name] = os.readlink("/proc/self/ns/" + name)
+    except OSError:
+        ns[name] = None
+root = [ln.split(" - ")[1].split()[0] for ln in open("/proc/self/mountinfo") if ln.split()[4] == "/"]
+print(json.dumps({"uid": os.getuid(), "ns": ns, "root_fs": root[-1] if root else None}))
+"""
+
+
+@functools.lru_cache(maxsize=1)
+def protections() -> dict[str, Any]:
+    """What the sandbox gives on this machine, found by a probe run and compared with the host.
+
+    Keys: ``dedicated_uid``, ``namespaces`` (those the code got: net, ipc, mount, pid), ``new_root``,
+    ``cgroup`` (2, 1 or None), and ``missing``: one sentence per protection the kernel refused.
+    """
+    import json
+
+    host = {}
+    for name in ("net", "ipc", "mnt", "pid"):
+        try:
+            host[name] = os.readlink(f"/proc/self/ns/{name}")
+        except OSError:
+            host[name] = None
+    res = run_python(_PROBE)
+    try:
+        seen = json.loads(res.stdout)
+    except ValueError:
+        return {"dedicated_uid": False, "namespaces": [], "new_root": False, "cgroup": None,
+                "missing": [f"the sandbox could not run a probe: {res.reason or res.stderr[-300:]}"]}
+    got = [{"mnt": "mount"}.get(n, n) for n in host if seen["ns"][n] is not None and seen["ns"][n] != host[n]]
+    version, why = _cgroup_support()
+    info = {"dedicated_uid": _UID_BASE <= seen["uid"] < _UID_BASE + _UID_SLOTS, "namespaces": sorted(got),
+            "new_root": "mount" in got and seen["root_fs"] == "tmpfs", "cgroup": version}
+    missing = []
+    if not info["dedicated_uid"]:
+        missing.append("no dedicated uid (not root): the code runs with the caller's uid")
+    for name, what in (("net", "network namespace: a socket prelude blocks ordinary code only"),
+                       ("ipc", "IPC namespace: SysV IPC is shared with the host"),
+                       ("mount", "mount namespace: no new root; the host's files are visible and writable where the uid may"),
+                       ("pid", "PID namespace: host processes are visible (hidepid where possible)")):
+        if {"mnt": "mount"}.get(name, name) not in got:
+            missing.append(f"no {what}")
+    if version is None:
+        missing.append(f"no cgroup ({why}): memory is limited per process only (memory_mb x max_processes in all)")
+    info["missing"] = missing
+    return info
 
 
 # The executor is the semaphore: its worker count bounds the parallel runs of every event loop and
@@ -163,7 +235,7 @@ def _temp_root() -> Path:
 class _Slots:
     """Hands out one dedicated uid per concurrent run, across threads and processes.
 
-    A byte-range lock on ``.slots`` per uid guards other processes; POSIX locks belong to the whole
+    A byte-range lock per uid in one machine-wide file guards other processes; POSIX locks belong to the whole
     process, so a set guards this process's threads.
     """
 
@@ -175,7 +247,7 @@ class _Slots:
     def acquire(cls) -> int:
         with cls._lock:
             if cls._fd is None:
-                cls._fd = os.open(_temp_root() / ".slots", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                cls._fd = _slot_lock_file()
             for slot in range(_UID_SLOTS):
                 if slot in cls._taken:
                     continue
@@ -185,9 +257,10 @@ class _Slots:
                     fcntl.lockf(cls._fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, slot)
                 except OSError:
                     continue
-                _sweep(uid=_UID_BASE + slot)  # left over by a process that crashed mid-run
                 if _processes(uid=_UID_BASE + slot, zombies=True):
-                    # Unreaped zombies still count against RLIMIT_NPROC: use another uid for now.
+                    # Someone else's run (a caller that does not share the lock file, e.g. another
+                    # Archon version), or unreaped zombies that count against RLIMIT_NPROC: never
+                    # kill them, use another uid.
                     fcntl.lockf(cls._fd, fcntl.LOCK_UN, 1, slot)
                     continue
                 cls._taken.add(slot)
@@ -201,6 +274,19 @@ class _Slots:
             cls._taken.discard(uid - _UID_BASE)
 
 
+def _slot_lock_file() -> int:
+    for path in _SLOT_LOCKS:
+        if os.path.isdir(os.path.dirname(path)):
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            except OSError:
+                continue
+            if os.fstat(fd).st_uid == 0:
+                return fd
+            os.close(fd)
+    raise RuntimeError(f"cannot open a lock file for the sandbox uids at {' or '.join(_SLOT_LOCKS)}")
+
+
 def _is_account(uid: int) -> bool:
     try:
         return bool(pwd.getpwuid(uid))
@@ -209,25 +295,38 @@ def _is_account(uid: int) -> bool:
 
 
 def _run(code: str, stdin: str, limits: Limits, files: dict[str, str],
-         cancel: threading.Event | None) -> SandboxResult:
+         cancel: threading.Event | None, channel: bool = False) -> SandboxResult:
     start = time.monotonic()
-    uid = workdir = proc = None
+    uid = workdir = proc = group = None
+    read_end = write_end = None
     try:
         uid = _Slots.acquire() if os.geteuid() == 0 else None
+        group = RunCgroup(limits.total_memory_mb << 20, limits.max_processes + _LAUNCHER_TASKS)
         workdir = _prepare(code, files, uid)
+        if channel:
+            read_end, write_end = os.pipe()
         proc = subprocess.Popen(
-            _launcher_argv(workdir, limits, uid), cwd=workdir, env=_child_env(workdir),
-            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, start_new_session=True, close_fds=True)
-        out, err, ended = _pump(proc, stdin.encode(), limits, start, cancel, uid)
+            _launcher_argv(workdir, limits, uid, group, -1 if write_end is None else write_end), cwd=workdir,
+            env=_child_env(workdir), stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, close_fds=True,
+            pass_fds=() if write_end is None else (write_end,))
+        if write_end is not None:
+            os.close(write_end)  # from here only the sandbox holds it, so its end is the report's end
+            write_end = None
+        out, err, chan, ended = _pump(proc, stdin.encode(), limits, start, cancel, uid, group, read_end)
         rc = proc.wait()
-        return _classify(rc, out, err, ended, limits, time.monotonic() - start)
+        return _classify(rc, out, err, chan, ended, limits, time.monotonic() - start, group.oom_killed())
     except (OSError, RuntimeError) as exc:
         return SandboxResult("error", None, "", "", time.monotonic() - start, f"could not start the sandbox: {exc}")
     finally:
+        for fd in (read_end, write_end):
+            if fd is not None:
+                os.close(fd)
         if proc is not None:
-            _kill(proc, uid)
+            _kill(proc, uid, group)
             proc.wait()
+        if group is not None:
+            group.remove()
         if workdir is not None:
             shutil.rmtree(workdir, onerror=_force_remove)
         if uid is not None:
@@ -255,34 +354,30 @@ def _child_env(workdir: str) -> dict[str, str]:
             "PYTHONDONTWRITEBYTECODE": "1", "ARCHON_SANDBOX": "1"}
 
 
-def _launcher_argv(workdir: str, limits: Limits, uid: int | None) -> list[str]:
+def _python() -> str:
+    # The base interpreter, not a virtualenv's link to it: with -S the code needs only the standard
+    # library, so the virtualenv (and the project around it) need not be visible.
+    return os.path.realpath(sys.executable)
+
+
+def _launcher_argv(workdir: str, limits: Limits, uid: int | None, group: RunCgroup, channel: int) -> list[str]:
     if uid is not None:
         nproc = limits.max_processes
     else:  # RLIMIT_NPROC counts all of the caller's own processes
         nproc = len(_processes(uid=os.getuid())) + limits.max_processes
     numbers = [os.getpid(), -1 if uid is None else uid, limits.cpu_seconds, limits.memory_mb << 20,
-               nproc, limits.max_file_mb << 20, limits.max_file_mb,
-               sum(_NS_BITS[n] for n in _NAMESPACES)]
-    return [sys.executable, "-I", "-S", "-c", _LAUNCHER, ",".join(map(str, numbers)),
-            *_mount_plan(workdir, uid is not None), "--", sys.executable, "-S", "-B", ENTRY]
+               nproc, limits.max_file_mb << 20, limits.disk_mb, sum(_NS_BITS[n] for n in _NAMESPACES), channel]
+    plan = [f"e:{p}" for p in _exposed()] + [f"c:{p}" for p in group.procs]
+    return [sys.executable, "-I", "-S", "-c", _LAUNCHER, ",".join(map(str, numbers)), *plan,
+            "--", _python(), "-S", "-B", ENTRY]
 
 
-def _mount_plan(workdir: str, drop_uid: bool) -> list[str]:
-    """Directories to cover with a private tmpfs ("h:MODE:PATH"), and to bind back on top ("e:PATH")."""
-    exe = os.path.abspath(sys.executable)
-    wanted = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, os.path.dirname(exe),
-                                            os.path.dirname(os.path.realpath(exe)))} | {workdir}
-    exposes = sorted(p for p in wanted if not any(p.startswith(q + "/") for q in wanted))
-    hides = {d: "1777" for d in ("/tmp", "/var/tmp", "/dev/shm")
-             if os.path.isdir(d) and not os.path.islink(d)}
-    for path in exposes if drop_uid else []:
-        parts = Path(path).parts
-        for i in range(2, len(parts) + 1):
-            ancestor = os.path.join(*parts[:i])
-            if not os.stat(ancestor).st_mode & stat.S_IXOTH:  # the sandbox uid could not pass here
-                hides.setdefault(ancestor, "755")
-                break
-    return [f"h:{mode}:{d}" for d, mode in sorted(hides.items())] + [f"e:{p}" for p in exposes]
+@functools.lru_cache(maxsize=1)
+def _exposed() -> list[str]:
+    """The Python installation's directories, bound read-only into the new root (beside /usr etc.)."""
+    exe = _python()
+    wanted = {os.path.realpath(p) for p in (sys.base_prefix, os.path.dirname(exe))}
+    return sorted(p for p in wanted if not any(p.startswith(q + "/") for q in wanted))
 
 
 class _Capture:
@@ -310,16 +405,35 @@ class _Capture:
         return bytes(self.head + marker + tail).decode("utf-8", "replace")
 
 
-def _pump(proc: subprocess.Popen, stdin: bytes, limits: Limits, start: float,
-          cancel: threading.Event | None, uid: int | None) -> tuple[_Capture, _Capture, str | None]:
-    """Feed stdin and read both pipes incrementally until the run ends; never buffers more than the limit.
+class _Channel:
+    """The result channel's bytes, whole or not at all: a truncated report must not parse."""
+
+    def __init__(self) -> None:
+        self.data, self.overflow = bytearray(), False
+
+    def feed(self, data: bytes) -> None:
+        if not self.overflow:
+            self.data += data
+            if len(self.data) > _CHANNEL_MAX:
+                self.overflow, self.data = True, bytearray()
+
+    def text(self) -> str | None:
+        return None if self.overflow or not self.data else self.data.decode("utf-8", "replace")
+
+
+def _pump(proc: subprocess.Popen, stdin: bytes, limits: Limits, start: float, cancel: threading.Event | None,
+          uid: int | None, group: RunCgroup, channel: int | None) -> tuple[_Capture, _Capture, _Channel, str | None]:
+    """Feed stdin and read the pipes incrementally until the run ends; never buffers more than the limits.
 
     Returns the captures and why the run was stopped from outside ("timeout", "cancelled") or None.
     """
     sel = selectors.DefaultSelector()
-    caps = {proc.stdout: _Capture(limits.max_output_bytes), proc.stderr: _Capture(limits.max_output_bytes)}
-    for pipe in caps:
-        sel.register(pipe, selectors.EVENT_READ)
+    out, err, chan = _Capture(limits.max_output_bytes), _Capture(limits.max_output_bytes), _Channel()
+    caps: dict[int, _Capture | _Channel] = {proc.stdout.fileno(): out, proc.stderr.fileno(): err}
+    if channel is not None:
+        caps[channel] = chan
+    for fd in caps:
+        sel.register(fd, selectors.EVENT_READ)
     if stdin:
         os.set_blocking(proc.stdin.fileno(), False)
         sel.register(proc.stdin, selectors.EVENT_WRITE)
@@ -339,7 +453,7 @@ def _pump(proc: subprocess.Popen, stdin: bytes, limits: Limits, start: float,
                     ended = "cancelled"
                 if ended or _exited(proc.pid):
                     # The launcher is still an unreaped zombie here, so its group id cannot be reused.
-                    _kill(proc, uid)
+                    _kill(proc, uid, group)
                     killed_at = now
             streams = [k for k in sel.get_map().values() if k.fileobj in caps]
             if killed_at is not None and (not streams or now - killed_at > 1.0):
@@ -361,11 +475,11 @@ def _pump(proc: subprocess.Popen, stdin: bytes, limits: Limits, start: float,
                         sel.unregister(proc.stdin)
                         proc.stdin.close()
                 else:
-                    data = os.read(key.fileobj.fileno(), _CHUNK)
+                    data = os.read(key.fd, _CHUNK)
                     if data:
-                        caps[key.fileobj].feed(data)
+                        caps[key.fd].feed(data)
                     else:
-                        sel.unregister(key.fileobj)
+                        sel.unregister(key.fd)
     finally:
         sel.close()
         if pidfd is not None:
@@ -373,7 +487,7 @@ def _pump(proc: subprocess.Popen, stdin: bytes, limits: Limits, start: float,
         for pipe in (proc.stdin, proc.stdout, proc.stderr):
             if pipe is not None:
                 pipe.close()
-    return caps[proc.stdout], caps[proc.stderr], ended
+    return out, err, chan, ended
 
 
 def _exited(pid: int) -> bool:
@@ -384,9 +498,11 @@ def _exited(pid: int) -> bool:
         return True
 
 
-def _kill(proc: subprocess.Popen, uid: int | None) -> None:
+def _kill(proc: subprocess.Popen, uid: int | None, group: RunCgroup) -> None:
     # The code's processes go first, while the launcher lives to reap them (it is their subreaper
-    # or their namespace's parent); a uid or the launcher's tree also finds those that left the group.
+    # or their namespace's parent); the cgroup, a uid or the launcher's tree also finds those that
+    # left the group.
+    group.kill()
     _sweep(uid=uid) if uid is not None else _sweep(tree=proc.pid)
     if proc.returncode is None:
         try:
@@ -455,18 +571,22 @@ _SIGNAL_REASONS = {signal.SIGXCPU: "CPU limit of {l.cpu_seconds} s exceeded",
                    signal.SIGKILL: "killed by SIGKILL (CPU hard limit, or the kernel ran out of memory)"}
 _TRACEBACK_REASONS = [("MemoryError", "memory limit of {l.memory_mb} MB exceeded (MemoryError)"),
                       ("[Errno 27]", "file size limit of {l.max_file_mb} MB exceeded"),
+                      ("[Errno 28]", "disk limit of {l.disk_mb} MB exceeded (No space left on device)"),
                       ("BlockingIOError: [Errno 11]", "process limit of {l.max_processes} reached"),
                       ("can't start new thread", "process limit of {l.max_processes} reached")]
 
 
-def _classify(rc: int, out: _Capture, err: _Capture, ended: str | None, limits: Limits,
-              duration: float) -> SandboxResult:
+def _classify(rc: int, out: _Capture, err: _Capture, chan: _Channel, ended: str | None, limits: Limits,
+              duration: float, oom: bool) -> SandboxResult:
     stdout, stderr = out.text(), err.text()
-    result = functools.partial(SandboxResult, returncode=rc, stdout=stdout, stderr=stderr, duration_s=duration)
+    result = functools.partial(SandboxResult, returncode=rc, stdout=stdout, stderr=stderr, duration_s=duration,
+                               channel=chan.text())
     if ended == "timeout":
         return result(status="timeout", reason=f"wall-clock limit of {limits.wall_seconds} s exceeded")
     if ended == "cancelled":
         return result(status="error", reason="cancelled by the caller")
+    if oom:  # whichever process the kernel chose, the run went over its memory
+        return result(status="error", reason=f"memory limit of {limits.total_memory_mb} MB for the run exceeded")
     if rc == 0:
         return result(status="passed")
     if rc == 125 and stderr.startswith("archon-sandbox: "):

@@ -87,7 +87,8 @@ async def main() -> None:
                 row = []
                 for name, cp in compiled.items():
                     res = await cp.run(visible, runtime)
-                    score = await run_tests(build_program(res.output, hidden), item_tests(hidden), timeout=10)
+                    score = await run_tests(build_program(res.output, hidden), item_tests(hidden), prompt=prob["prompt"],
+                                            entry_point=prob["entry_point"], timeout=10)
                     ok = score["status"] == "passed"
                     passed[name] += ok
                     row.append(f"{name}={'pass' if ok else 'fail'}")

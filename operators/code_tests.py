@@ -23,12 +23,12 @@ __all__ = [
 import doctest
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 from archon.types import Query
 
 _FENCE = re.compile(r"```(?:python|py|Python)?[ \t]*\n(.*?)```", re.DOTALL)
-_RESULT = "__ARCHON_TEST_RESULT__"
 
 
 def extract_code(text: str) -> str:
@@ -115,99 +115,37 @@ def example_inputs(tests: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-# The harness runs in the sandbox: it executes the program once, then each test on its own (with
-# an alarm so one endless test cannot eat the others' time), and prints one JSON line.
-_HARNESS = r'''
-import contextlib, doctest, io, json, signal, sys
-PROGRAM = __PROGRAM__
-TESTS = json.loads(__TESTS__)
-EXPRS = json.loads(__EXPRS__)
-PER_TEST = __PER_TEST__
-
-class _Timeout(BaseException):
-    pass
-
-def _alarm(*_):
-    raise _Timeout()
-
-signal.signal(signal.SIGALRM, _alarm)
-ns = {"__name__": "__main__"}
-out = {"passed": 0, "total": len(TESTS), "results": [], "error": None, "outputs": None}
-sink = io.StringIO()
-try:
-    signal.alarm(PER_TEST)
-    with contextlib.redirect_stdout(sink):
-        exec(compile(PROGRAM, "solution.py", "exec"), ns)
-    signal.alarm(0)
-except BaseException as e:
-    signal.alarm(0)
-    out["error"] = (type(e).__name__ + ": " + str(e))[:300]
-    TESTS, EXPRS = [], []
-runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS, verbose=False)
-for t in TESTS:
-    ok, why = False, None
-    try:
-        signal.alarm(PER_TEST)
-        with contextlib.redirect_stdout(sink):
-            if t["kind"] == "assert":
-                exec(t["code"], ns)
-                ok = True
-            elif t["kind"] == "check":
-                exec(t["code"], ns)
-                ns["check"](ns[t["entry_point"]])
-                ok = True
-            else:
-                ex = doctest.Example(t["source"] + "\n", t["want"] + "\n")
-                test = doctest.DocTest([ex], ns, "example", None, 0, None)
-                ok = runner.run(test, out=lambda s: None, clear_globs=False).failed == 0
-        signal.alarm(0)
-    except BaseException as e:
-        signal.alarm(0)
-        why = (type(e).__name__ + ": " + str(e))[:200]
-    out["results"].append([ok, why])
-    out["passed"] += ok
-if EXPRS:
-    vals = []
-    for e in EXPRS:
-        try:
-            signal.alarm(PER_TEST)
-            with contextlib.redirect_stdout(sink):
-                vals.append(repr(eval(e, ns)))
-            signal.alarm(0)
-        except BaseException as exc:
-            signal.alarm(0)
-            vals.append("<" + type(exc).__name__ + ">")
-    out["outputs"] = vals
-sys.stdout.write("\n__MARK__" + json.dumps(out) + "\n")
-'''
-
-
-def _harness(program: str, tests: list[dict[str, Any]], exprs: list[str], per_test: int) -> str:
-    return (
-        _HARNESS.replace("__PROGRAM__", repr(program))
-        .replace("__TESTS__", repr(json.dumps(tests)))
-        .replace("__EXPRS__", repr(json.dumps(exprs)))
-        .replace("__PER_TEST__", str(per_test))
-        .replace("__MARK__", _RESULT)
-    )
+# The harness (operators/_test_harness.py) runs in the sandbox as main.py: a judge process runs the
+# tests and reports on the sandbox's result channel; the program runs in a child that never sees it.
+_HARNESS = Path(__file__).with_name("_test_harness.py").read_text(encoding="utf-8")
 
 
 async def run_tests(
-    program: str, tests: list[dict[str, Any]], *, timeout: float = 10.0, exprs: list[str] | None = None
+    program: str, tests: list[dict[str, Any]], *, prompt: str = "", setup: str = "", entry_point: str | None = None,
+    timeout: float = 10.0, exprs: list[str] | None = None,
 ) -> dict[str, Any]:
     """Run ``program`` against ``tests`` in the sandbox.
 
+    ``prompt`` (the task's code, whose helper definitions the tests may use), ``setup`` (test setup
+    code, run before the program and the tests) and ``entry_point`` (the function the tests call)
+    shape the judge's namespace; see operators/_test_harness.py.
     Returns {"passed", "total", "status" (passed | failed | timeout | error), "error", "outputs"}.
     """
     from archon.sandbox import Limits, arun_python
 
     per_test = max(1, int(timeout // 2))
-    res = await arun_python(_harness(program, tests, exprs or [], per_test), limits=Limits(wall_seconds=timeout, cpu_seconds=int(timeout) + 1))
-    line = next((ln for ln in reversed(res.stdout.splitlines()) if ln.startswith(_RESULT)), None)
-    if line is None:
-        reason = res.reason or (res.stderr.strip().splitlines() or ["no result"])[-1][:300]
+    job = {"program": program, "tests": tests, "exprs": exprs or [], "per_test": per_test, "prompt": prompt,
+           "setup": setup, "entry_point": entry_point}
+    res = await arun_python(_HARNESS, files={"job.json": json.dumps(job)}, channel=True,
+                            limits=Limits(wall_seconds=timeout, cpu_seconds=int(timeout) + 1))
+    try:
+        out = json.loads(res.channel) if res.channel else None
+        passed, total = int(out["passed"]), len(tests)
+    except (ValueError, TypeError, KeyError):
+        out = None
+    if out is None:
+        reason = res.reason or (res.stderr.strip().splitlines() or ["the test harness reported no result"])[-1][:300]
         return {"passed": 0, "total": len(tests), "status": "timeout" if res.status == "timeout" else "error",
                 "error": reason, "outputs": None}
-    out = json.loads(line[len(_RESULT):])
-    status = "error" if out["error"] else ("passed" if out["passed"] == out["total"] else "failed")
-    return {"passed": out["passed"], "total": out["total"], "status": status, "error": out["error"], "outputs": out["outputs"]}
+    status = "error" if out["error"] else ("passed" if passed == total else "failed")
+    return {"passed": passed, "total": total, "status": status, "error": out["error"], "outputs": out["outputs"]}

@@ -152,7 +152,9 @@ class UnitTest(Operator):
         if tests[0]["kind"] == "nl":
             results = await asyncio.gather(*(self._judge(c, tests, query, ctx) for c in cands))
         else:
-            results = await asyncio.gather(*(run_tests(build_program(c.text, query), tests, timeout=cfg.timeout) for c in cands))
+            ep = entry_point_of(query)
+            results = await asyncio.gather(*(run_tests(build_program(c.text, query), tests, prompt=query.text, entry_point=ep,
+                                                       timeout=cfg.timeout) for c in cands))
         scored = []
         for c, r in zip(cands, results):
             score = r["passed"] / r["total"] if r["total"] else 0.0
@@ -198,5 +200,7 @@ async def code_output_signatures(cands: list[Candidate], query: Query) -> list[s
     exprs = example_inputs(tests)
     if not exprs:
         return [None] * len(cands)
-    results = await asyncio.gather(*(run_tests(build_program(c.text, query), [], exprs=exprs) for c in cands))
+    ep = entry_point_of(query)
+    results = await asyncio.gather(*(run_tests(build_program(c.text, query), [], prompt=query.text, entry_point=ep, exprs=exprs)
+                                     for c in cands))
     return [None if r["outputs"] is None else "|".join(r["outputs"]) for r in results]

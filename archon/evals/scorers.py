@@ -180,11 +180,11 @@ async def score_code(output: str, item: Item, ctx: ScoreContext) -> Score:
     tests = item_tests(Query("", data=item.data))
     if not tests:
         return _zero("the item has no tests ('test' + 'entry_point', or 'test_list')")
-    program = build_program(output, Query(_code_prompt(item), data=item.data))
+    prompt = _code_prompt(item)
+    program = build_program(output, Query(prompt, data=item.data))
     setup = item.data.get("test_setup_code")
-    if isinstance(setup, str) and setup.strip():
-        program = setup + "\n" + program
-    res = await run_tests(program, tests, timeout=ctx.code_timeout)
+    res = await run_tests(program, tests, prompt=prompt, setup=setup if isinstance(setup, str) else "",
+                          entry_point=item.data.get("entry_point"), timeout=ctx.code_timeout)
     raw = {"passed": res["passed"], "total": res["total"], "status": res["status"]}
     ok = res["status"] == "passed"
     detail = None if ok else (res["error"] or f"{res['passed']}/{res['total']} tests passed")

@@ -54,7 +54,7 @@ def max_rss_mb() -> float:
 
 
 def test_public_surface():
-    assert set(sandbox.__all__) == {"Limits", "SandboxResult", "run_python", "arun_python", "set_max_parallel"}
+    assert set(sandbox.__all__) == {"Limits", "SandboxResult", "run_python", "arun_python", "protections", "set_max_parallel"}
 
 
 def test_statuses_output_stdin_and_files():
@@ -188,8 +188,9 @@ for path, mode in [({str(canary)!r}, 'w'), ({str(new_in_repo)!r}, 'w'), ({str(RO
         res = run_python(code)
         assert res.status == "passed", res
         assert res.stdout.splitlines()[0] != "0"
-        assert f"refused {new_in_repo} PermissionError" in res.stdout
-        assert f"refused {ROOT / 'pyproject.toml'} PermissionError" in res.stdout
+        # The project is not even there: the sandbox's root holds only the system, read-only.
+        assert f"refused {new_in_repo} FileNotFoundError" in res.stdout
+        assert f"refused {ROOT / 'pyproject.toml'} FileNotFoundError" in res.stdout
         # /tmp is a private tmpfs in the sandbox: the write lands there and vanishes with it.
         assert canary.read_text() == "intact"
         assert not new_in_repo.exists()

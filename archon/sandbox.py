@@ -581,12 +581,12 @@ def _classify(rc: int, out: _Capture, err: _Capture, chan: _Channel, ended: str 
     stdout, stderr = out.text(), err.text()
     result = functools.partial(SandboxResult, returncode=rc, stdout=stdout, stderr=stderr, duration_s=duration,
                                channel=chan.text())
-    if ended == "timeout":
-        return result(status="timeout", reason=f"wall-clock limit of {limits.wall_seconds} s exceeded")
     if ended == "cancelled":
         return result(status="error", reason="cancelled by the caller")
-    if oom:  # whichever process the kernel chose, the run went over its memory
+    if oom:  # whichever process the kernel chose (and however the run ended), it went over its memory
         return result(status="error", reason=f"memory limit of {limits.total_memory_mb} MB for the run exceeded")
+    if ended == "timeout":
+        return result(status="timeout", reason=f"wall-clock limit of {limits.wall_seconds} s exceeded")
     if rc == 0:
         return result(status="passed")
     if rc == 125 and stderr.startswith("archon-sandbox: "):

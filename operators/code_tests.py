@@ -26,6 +26,7 @@ import re
 from typing import Any
 
 from archon.types import Query
+from operators.base import render
 
 _FENCE = re.compile(r"```(?:python|py|Python)?[ \t]*\n(.*?)```", re.DOTALL)
 _RESULT = "__ARCHON_TEST_RESULT__"
@@ -116,13 +117,14 @@ def example_inputs(tests: list[dict[str, Any]]) -> list[str]:
 
 
 # The harness runs in the sandbox: it executes the program once, then each test on its own (with
-# an alarm so one endless test cannot eat the others' time), and prints one JSON line.
+# an alarm so one endless test cannot eat the others' time), and prints one JSON line. Filled in
+# one pass (render): the program is model output, and a "{tests}" inside it must stay its own text.
 _HARNESS = r'''
 import contextlib, doctest, io, json, signal, sys
-PROGRAM = __PROGRAM__
-TESTS = json.loads(__TESTS__)
-EXPRS = json.loads(__EXPRS__)
-PER_TEST = __PER_TEST__
+PROGRAM = {program}
+TESTS = json.loads({tests})
+EXPRS = json.loads({exprs})
+PER_TEST = {per_test}
 
 class _Timeout(BaseException):
     pass
@@ -178,18 +180,13 @@ if EXPRS:
             signal.alarm(0)
             vals.append("<" + type(exc).__name__ + ">")
     out["outputs"] = vals
-sys.stdout.write("\n__MARK__" + json.dumps(out) + "\n")
+sys.stdout.write("\n{mark}" + json.dumps(out) + "\n")
 '''
 
 
 def _harness(program: str, tests: list[dict[str, Any]], exprs: list[str], per_test: int) -> str:
-    return (
-        _HARNESS.replace("__PROGRAM__", repr(program))
-        .replace("__TESTS__", repr(json.dumps(tests)))
-        .replace("__EXPRS__", repr(json.dumps(exprs)))
-        .replace("__PER_TEST__", str(per_test))
-        .replace("__MARK__", _RESULT)
-    )
+    return render(_HARNESS, program=repr(program), tests=repr(json.dumps(tests)), exprs=repr(json.dumps(exprs)),
+                  per_test=per_test, mark=_RESULT)
 
 
 async def run_tests(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = ["ModelCallConfig", "OpConfig", "Operator", "render", "build_request"]
 
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -78,12 +79,18 @@ class Operator:
         return 0, fan_in
 
 
-def render(template: str, **values: Any) -> str:
-    """Replace ``{name}`` placeholders for the given names only; any other brace is left alone."""
-    out = template
-    for name, value in values.items():
-        out = out.replace("{" + name + "}", str(value))
-    return out
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
+
+
+def render(template: str, /, **values: Any) -> str:
+    """Replace ``{name}`` placeholders for the given names only, in one pass over the template.
+
+    One pass because the values are user and model text: a value holding "{context}" or "{n}" is
+    inserted as it is, never rescanned, so nothing a query or candidate contains can change what
+    reaches a prompt. Unknown names and any other brace (code, LaTeX, JSON) are left alone.
+    ``template`` is positional-only so that a value may be called "template".
+    """
+    return _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), template)
 
 
 def build_request(

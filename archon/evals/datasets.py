@@ -16,24 +16,23 @@ copied into the query (HumanEval's ``entry_point``, never its ``test``).
 
 from __future__ import annotations
 
-__all__ = ["Benchmark", "Item", "benchmark_names", "load_benchmark", "prompt_fields", "read_jsonl", "render"]
+__all__ = ["Benchmark", "Item", "benchmark_names", "load_benchmark", "prompt_fields", "read_jsonl"]
 
 import json
 import os
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from archon.evals import _builtins as builtins
-from archon.evals.prompts import DEFAULT_COMPLETION, fewshot_prompt
+from archon.evals.prompts import DEFAULT_COMPLETION, fewshot_examples
 from archon.exceptions import ConfigError, SpecError, suggest
 from archon.types import Query
+from operators.base import render
 
 DATA_DIR_ENV = "ARCHON_DATA_DIR"
 OFFLINE_ENV = "ARCHON_OFFLINE"
 _LETTERS = "ABCDEFGHIJ"
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
 
 
 @dataclass(frozen=True)
@@ -58,6 +57,9 @@ class Benchmark:
     visible: tuple[str, ...] = ()
     # Suggested stop sequences for completion mode: where a base model starts the next example.
     stop: tuple[str, ...] = ()
+    # Solved examples put before the completion prompt as literal text. Never rendered: an example
+    # holding "{input}" or "{choices}" reaches the model as written, whatever the item.
+    fewshot: str = ""
 
     def query(self, item: Item, style: Literal["chat", "completion"] = "chat") -> Query:
         """The query a pipeline gets for ``item``: the rendered prompt and only the visible data."""
@@ -65,7 +67,8 @@ class Benchmark:
             raise ValueError(f"style must be 'chat' or 'completion', not {style!r}")
         template = self.chat_prompt if style == "chat" else self.completion_prompt
         data = {k: item.data[k] for k in self.visible if k in item.data}
-        return Query(text=render(template, prompt_fields(item)), id=item.id, data=data)
+        text = render(template, **prompt_fields(item))
+        return Query(text=self.fewshot + text if style == "completion" else text, id=item.id, data=data)
 
     def head(self, limit: int | None) -> Benchmark:
         return self if limit is None else replace(self, items=self.items[: max(0, limit)])
@@ -73,11 +76,6 @@ class Benchmark:
     def tail(self, count: int) -> Benchmark:
         """The last ``count`` items (a held-out split that ``head`` of the rest never touches)."""
         return replace(self, items=self.items[len(self.items) - max(0, count):])
-
-
-def render(template: str, fields: dict[str, str]) -> str:
-    """Replace ``{name}`` for known names only, in one pass (so an input holding "{choices}" stays as is)."""
-    return _PLACEHOLDER.sub(lambda m: fields.get(m.group(1), m.group(0)), template)
 
 
 def prompt_fields(item: Item) -> dict[str, str]:
@@ -252,6 +250,6 @@ def _from_yaml(path: Path, limit: int | None) -> Benchmark:
     bench = builtins.described(desc, read_jsonl(data_path), data_path, default_name=path.stem)
     if desc.fewshot:
         base = desc.completion_prompt or DEFAULT_COMPLETION
-        bench = replace(bench, completion_prompt=fewshot_prompt(base, [(s.input, s.answer) for s in desc.fewshot]))
+        bench = replace(bench, fewshot=fewshot_examples(base, [(s.input, s.answer) for s in desc.fewshot]))
     cap = min(x for x in (limit, desc.limit) if x is not None) if (limit or desc.limit) else None
     return bench.head(cap)

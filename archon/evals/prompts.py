@@ -29,10 +29,12 @@ __all__ = [
     "JUDGE_PAIR",
     "JUDGE_PAIR_REFERENCE",
     "PromptSet",
-    "fewshot_prompt",
+    "fewshot_examples",
 ]
 
 from dataclasses import dataclass
+
+from operators.base import render
 
 
 @dataclass(frozen=True)
@@ -135,10 +137,14 @@ OPEN_ENDED = PromptSet(chat="{input}", completion="Question: {input}\n\nAnswer:"
 DEFAULT_COMPLETION = "Question: {input}\nAnswer:"
 
 
-def fewshot_prompt(template: str, shots: list[tuple[str, str]]) -> str:
-    """``template`` preceded by the solved examples, each rendered in the same template."""
-    blocks = [template.replace("{input}", q).rstrip() + " " + a.strip() for q, a in shots]
-    return "\n\n".join([*blocks, template])
+def fewshot_examples(template: str, shots: list[tuple[str, str]]) -> str:
+    """The solved examples, each in ``template`` (only ``{input}`` filled) with its answer after it,
+    as literal text that goes before an item's rendered prompt.
+
+    Kept apart from the template rather than baked into it: a template is rendered again for every
+    item, which would fill an example's own "{input}" or "{choices}" with that item's text.
+    """
+    return "".join(render(template, input=q).rstrip() + " " + a.strip() + "\n\n" for q, a in shots)
 
 
 # ---- the judge ---------------------------------------------------------------------------------

@@ -44,7 +44,8 @@ def eval_key(spec: PipelineSpec, benchmark: Benchmark, style: str) -> str:
     """Same pipeline, benchmark, prompts and scorer -> same key -> finished items are reused."""
     payload = json.dumps(
         {"pipeline": spec.to_dict(), "benchmark": benchmark.name, "scorer": benchmark.scorer, "style": style,
-         "prompt": benchmark.completion_prompt if style == "completion" else benchmark.chat_prompt},
+         # fewshot + template is the old baked-in few-shot template: keys of stored results stay the same
+         "prompt": benchmark.fewshot + benchmark.completion_prompt if style == "completion" else benchmark.chat_prompt},
         sort_keys=True, default=str,
     )
     return hashlib.sha256(payload.encode()).hexdigest()

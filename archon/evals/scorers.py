@@ -40,10 +40,11 @@ from importlib.metadata import entry_points
 from typing import Any, Protocol
 
 from archon.evals import prompts as P
-from archon.evals.datasets import Item, render
+from archon.evals.datasets import Item
 from archon.exceptions import ConfigError, suggest
 from archon.types import Query
 from operators.answers import extract, last_boxed, normalize_number
+from operators.base import render
 from operators.code_tests import build_program, item_tests, run_tests
 
 
@@ -304,7 +305,7 @@ async def score_judge(output: str, item: Item, ctx: ScoreContext) -> Score:
         return await _pairwise(output, item, ctx)
     fields = {"question": item.input, "answer": output, "reference": str(item.reference or "")}
     template = P.JUDGE_SINGLE_REFERENCE if item.reference else P.JUDGE_SINGLE
-    reply = await _ask_judge(ctx, render(template, fields), f"{item.id}#judge")
+    reply = await _ask_judge(ctx, render(template, **fields), f"{item.id}#judge")
     rating = parse_rating(reply)
     if rating is None:
         return _zero(f"the judge gave no rating like 'Rating: [[7]]': {reply.strip()[:200]!r}")
@@ -319,8 +320,8 @@ async def _pairwise(output: str, item: Item, ctx: ScoreContext) -> Score:
     template = P.JUDGE_PAIR_REFERENCE if item.reference else P.JUDGE_PAIR
     common = {"question": item.input, "reference": str(item.reference or "")}
     first, second = await asyncio.gather(
-        _ask_judge(ctx, render(template, {**common, "answer_a": output, "answer_b": base}), f"{item.id}#judge-ab"),
-        _ask_judge(ctx, render(template, {**common, "answer_a": base, "answer_b": output}), f"{item.id}#judge-ba"),
+        _ask_judge(ctx, render(template, **common, answer_a=output, answer_b=base), f"{item.id}#judge-ab"),
+        _ask_judge(ctx, render(template, **common, answer_a=base, answer_b=output), f"{item.id}#judge-ba"),
     )
     verdicts = [(_VERDICT.findall(r) or [None])[-1] for r in (first, second)]
     ours = [{"A": 1.0, "B": 0.0, "C": 0.5}.get(verdicts[0]), {"A": 0.0, "B": 1.0, "C": 0.5}.get(verdicts[1])]

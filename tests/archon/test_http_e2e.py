@@ -86,6 +86,47 @@ def test_second_identical_run_issues_no_request(server, tmp_path):
     assert nocache.returncode == 0 and server.requests == n + 3
 
 
+HOSTILE_QUERY = 'Q: f"{n} items" {query} {candidates} {context} {tests}'
+
+CRITIQUE_RANK_FUSE = """
+backends:
+  fast:
+    base_url: ${ARCHON_BASE_URL}
+    api_key_env: FAST_API_KEY
+nodes:
+  - {id: draft, op: generate, model: fast/m, samples: 3}
+  - {id: crit, op: critique, inputs: [draft], model: fast/m}
+  - {id: top, op: rank, inputs: [crit], model: fast/m, top_k: 2}
+  - {id: answer, op: fuse, inputs: [top], model: fast/m}
+output: answer
+"""
+
+
+def hostile_reply(prompt: str, k: int) -> str:
+    """Replies as full of placeholder names as the query (model output is hostile input)."""
+    if "Ranking:" in prompt:
+        return "[2] > [1] {query} {candidates}"
+    if "Strengths and weaknesses:" in prompt:
+        return "critique: {n} {query} {candidates} {context} {tests}"
+    return f"draft {k}: {{n}} {{query}} {{candidates}} {{context}} {{tests}} {{candidate}}"
+
+
+def test_a_query_full_of_placeholders_reaches_every_request_unchanged(tmp_path):
+    with FakeOpenAIServer(reply=hostile_reply) as srv:
+        out = archon("run", str(write(tmp_path, "crf.yaml", CRITIQUE_RANK_FUSE)), "--input", HOSTILE_QUERY, env=srf_env(srv, tmp_path))
+        assert out.returncode == 0, out.stderr
+        sent = [m["content"] for e in sorted(srv.log, key=lambda e: e.start) for m in e.body["messages"] if m["role"] == "user"]
+    assert len(sent) == 1 + 3 + 1 + 1  # generate, a critique per draft, rank, fuse
+    for prompt in sent:
+        assert HOSTILE_QUERY in prompt, prompt
+    drafts = [hostile_reply("", k) for k in range(3)]
+    assert sent[0] == HOSTILE_QUERY
+    assert sorted(next(d for d in drafts if d in p) for p in sent[1:4]) == drafts
+    rank, fuse = sent[4], sent[5]
+    assert all(d in rank for d in drafts) and rank.count(hostile_reply("Strengths and weaknesses:", 0)) == 3
+    assert drafts[1] in fuse and drafts[0] in fuse
+
+
 ONE_CALL = """
 backends:
   fast:

@@ -9,7 +9,6 @@ import pytest
 
 from archon.evals import Benchmark, Item, benchmark_names, load_benchmark
 from archon.evals.datasets import _download as real_download
-from archon.evals.datasets import render
 from archon.exceptions import ConfigError, SpecError
 
 EXPECTED = {  # name: (items in the shared subset, scorer, first id, first reference)
@@ -258,5 +257,21 @@ def test_missing_file_and_bad_style(tmp_path):
         bench.query(bench.items[0], "raw")  # type: ignore[arg-type]
 
 
-def test_render_is_one_pass():
-    assert render("{input} / {choices} / \\boxed{}", {"input": "say {choices}", "choices": "A. x"}) == "say {choices} / A. x / \\boxed{}"
+def test_an_input_holding_placeholders_reaches_the_query_as_is():
+    bench = Benchmark("b", [Item("1", "say {choices} {input}", "A", {"choices": ["x"]})], "choice", "{input} / {choices} / \\boxed{}", "{input}")
+    assert bench.query(bench.items[0]).text == "say {choices} {input} / A. x / \\boxed{}"
+
+
+def test_fewshot_examples_holding_placeholders_reach_the_query_byte_for_byte(tmp_path):
+    write_jsonl(tmp_path / "mc.jsonl", [{"id": "a", "question": "Which is red?", "choices": ["Mars", "Venus"], "answer": "A"}])
+    example = 'What do {input} and {choices} print in f"{n}"? \\1'
+    (tmp_path / "mc.yaml").write_text(json.dumps({  # JSON is YAML: no quoting to get wrong
+        "data": "mc.jsonl", "scorer": "choice", "completion_prompt": "Question: {input}\n{choices}\nAnswer:",
+        "fewshot": [{"input": example, "answer": "B. {choices}"}],
+    }))
+    bench = load_benchmark(str(tmp_path / "mc.yaml"))
+    q = bench.query(bench.items[0], "completion")
+    # The example fills {input} only; the item's input and choices never reach it.
+    assert q.text.startswith(f"Question: {example}\n{{choices}}\nAnswer: B. {{choices}}\n\n")
+    assert q.text.endswith("\n\nQuestion: Which is red?\nA. Mars\nB. Venus\nAnswer:")
+    assert bench.query(bench.items[0], "chat").text.count(example) == 0

@@ -190,6 +190,19 @@ async def test_pairwise_runs_both_orders(data_dir):
     assert missing.value == 0 and "no baseline" in missing.detail
 
 
+async def test_judge_prompts_hold_question_answers_and_reference_byte_for_byte():
+    item = Item("j1", "Say {answer} and {question}", "ref {answer_a} {reference}", {})
+    ours = "{question} {answer} {answer_a} {answer_b} {reference} {query} {context} \\1"
+    base = "{answer_b} {answer} {query}"
+    single, one = judge_context("Rating: [[5]]")
+    assert (await get_scorer("judge")(ours, item, single)).value == pytest.approx(4 / 9)
+    pair, two = judge_context("[[C]]", baseline={"j1": base})
+    assert (await get_scorer("judge")(ours, item, pair)).value == 0.5
+    for r in one.requests + two.requests:
+        assert all(text in r.prompt_text() for text in (item.input, item.reference, ours))
+    assert all(base in r.prompt_text() for r in two.requests)
+
+
 # ---- user scorers ----------------------------------------------------------------------------------
 
 def shorter_is_better(output, item, ctx):

@@ -6,7 +6,7 @@ import pytest
 
 from archon import Pipeline, Query, run
 from backends.doubles import FunctionBackend
-from operators.code_tests import build_program, doctest_tests, extract_code, item_tests, example_inputs
+from operators.code_tests import build_program, doctest_tests, extract_code, item_tests, example_inputs, run_tests
 
 PROMPT = '''def add(a, b):
     """Add two numbers.
@@ -146,3 +146,11 @@ def test_unit_test_settings_checked():
 
     with pytest.raises(SpecError, match="set 'model'"):
         ut_pipeline(1, tests="model").build()
+
+
+async def test_a_program_holding_the_harness_placeholders_runs_as_written():
+    """The harness is filled in one pass: model code naming its slots (or the old ones) stays its own."""
+    words = "{program} {tests} {exprs} {per_test} {mark} __PROGRAM__ __TESTS__ __EXPRS__ __PER_TEST__ __MARK__"
+    program = f"def f():\n    return {words!r}\n"
+    res = await run_tests(program, [{"kind": "assert", "code": f"assert f() == {words!r}"}], exprs=["f()"])
+    assert (res["status"], res["passed"], res["outputs"]) == ("passed", 1, [repr(words)])

@@ -157,6 +157,26 @@ def test_search_hands_the_pipeline_only_visible_fields(spy, tmp_path):
     res = _search_spy(plain, f"sqlite:///{tmp_path / 's.db'}", trials=2, holdout=2)
     assert len(res.trials) == 2 and {q.id for q in spy.seen} == {it.id for it in plain.items}  # holdout included
     assert_never_seen(plain, spy.seen)
+    assert res.scoring_visible == [] and res.warnings == []
+
+
+def test_search_reports_scoring_tests_the_pipeline_saw(spy, tmp_path):
+    """A description listing its test field under visible: the search report, its JSON and --show say so."""
+    import optuna
+
+    from search.final import study_summary
+    from search.report import render_text
+
+    write(tmp_path, "code.jsonl", "".join(json.dumps({"id": f"c{i}", "prompt": f"Write inc{i}(x).", "tests": [f"assert inc{i}(1) == 2"]}) + "\n"
+                                          for i in range(2)))
+    bench = load_benchmark(str(write(tmp_path, "shown.yaml", yaml.safe_dump({"data": "code.jsonl", "scorer": "code", "visible": ["tests"]}))))
+    db = f"sqlite:///{tmp_path / 'w.db'}"
+    res = _search_spy(bench, db, trials=1, study_name="w")
+    line = "selection saw the scoring tests: scores are optimistic (visible scoring fields: tests)"
+    assert res.scoring_visible == ["tests"] and res.warnings == [line]
+    assert f"warning: {line}" in render_text(res.to_dict())
+    assert study_summary(optuna.load_study(study_name="w", storage=db))["warnings"] == [line]  # what --show prints
+    assert {tuple(q.data) for q in spy.seen} == {("tests",)}
 
 
 def test_a_prompt_naming_a_hidden_field_is_refused_at_load(tmp_path):

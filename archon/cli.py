@@ -156,7 +156,7 @@ def eval_(
     judge_spec = load_pipeline(judge) if judge else None
     bench = load_benchmark(benchmark, limit=limit)
     runs = [asyncio.run(_eval_one(spec, bench, db, concurrency, style, judge_spec, show_progress=not json_out)) for spec in specs]
-    summaries = [summarize(r.results, pipeline=r.pipeline, benchmark=r.benchmark) for r in runs]
+    summaries = [summarize(r.results, pipeline=r.pipeline, benchmark=r.benchmark, scoring_visible=r.scoring_visible) for r in runs]
     comparison = paired(runs[0].results, runs[1].results) if len(runs) == 2 else None
     if json_out:
         out: dict = summaries[0] if len(runs) == 1 else {"a": summaries[0], "b": summaries[1], "comparison": comparison}

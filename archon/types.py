@@ -58,7 +58,8 @@ class RunResult:
 
     @property
     def notes(self) -> list[str]:
-        """Every fallback's reason: those carried by candidates, then node-level ones."""
+        """Every fallback's reason, and what else a node wants said (the tests ``unit_test`` used):
+        those carried by candidates, once per node and text, then node-level ones."""
         found = [f"{node}: {note}" for node, cands in self.candidates.items() for c in cands for note in c.notes]
         return list(dict.fromkeys(found + [n for n in self.node_notes if n not in found]))
 

@@ -7,7 +7,7 @@ HTTP, never writes to the store and never retries: it asks ``ctx.complete`` for 
 
 from __future__ import annotations
 
-__all__ = ["ModelCallConfig", "OpConfig", "Operator", "render", "build_request"]
+__all__ = ["ModelCallConfig", "OpConfig", "Operator", "build_request", "placeholders", "render"]
 
 import re
 from collections.abc import Sequence
@@ -91,6 +91,11 @@ def render(template: str, /, **values: Any) -> str:
     ``template`` is positional-only so that a value may be called "template".
     """
     return _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), template)
+
+
+def placeholders(template: str) -> set[str]:
+    """The names of the ``{name}`` placeholders in ``template`` (what ``render`` would fill)."""
+    return set(_PLACEHOLDER.findall(template))
 
 
 def build_request(

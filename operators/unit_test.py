@@ -4,7 +4,16 @@ natural-language checks (the original Archon's style)."""
 
 from __future__ import annotations
 
-__all__ = ["UnitTest", "UnitTestConfig", "WriteTests", "WriteTestsConfig", "code_output_signatures", "parse_nl_tests"]
+__all__ = [
+    "ITEM_TEST_FIELDS",
+    "UnitTest",
+    "UnitTestConfig",
+    "WriteTests",
+    "WriteTestsConfig",
+    "code_output_signatures",
+    "item_test_field",
+    "parse_nl_tests",
+]
 
 import asyncio
 import re
@@ -42,6 +51,22 @@ Requirements:
 {tests}
 
 Judgement:"""
+
+
+# The query.data fields item_tests reads, in its order of preference ('test' goes with 'entry_point').
+ITEM_TEST_FIELDS = ("tests", "test_list", "test")
+
+
+def item_test_field(data: dict[str, Any]) -> str | None:
+    """The field of ``data`` that ``item_tests`` takes its tests from, or None when it finds none.
+
+    ``item_tests`` itself is asked, one field at a time, so the two never disagree on what counts as
+    tests. Benchmarks use this to tell whether their scoring tests are visible."""
+    for key in ITEM_TEST_FIELDS:
+        alone = {key: data.get(key), "entry_point": data.get("entry_point")} if key == "test" else {key: data.get(key)}
+        if item_tests(Query("", data=alone)):
+            return key
+    return None
 
 
 def parse_nl_tests(text: str) -> list[str]:
@@ -99,7 +124,8 @@ class UnitTestConfig(ModelCallConfig):
     tests: Literal["auto", "inputs", "item", "doctest", "model"] = Field(
         "auto",
         description="Where tests come from: 'inputs' (a write_tests node among the inputs), 'item' (the benchmark item's "
-        "tests), 'doctest' (examples in the code prompt), 'model' (written now by 'model'); 'auto' tries them in that order.",
+        "tests, when the benchmark shows them: MBPP's test_list, never HumanEval's test), 'doctest' (examples in the code "
+        "prompt), 'model' (written now by 'model'); 'auto' tries them in that order.",
     )
     style: Literal["code", "nl"] = Field("code", description="'code': run in the sandbox; 'nl': an LLM judges each check.")
     model: str | None = Field(None, description="'<backend>/<model>' that writes tests (tests: model/auto) or judges nl checks.")
@@ -125,7 +151,8 @@ class UnitTest(Operator):
     Cost: code tests: no model call (sandbox runs, bounded in parallel), plus one call when the
     model writes the tests; nl checks: one judge call per candidate. Fallback: with no test
     available, candidates pass through unscored with a note; a judge reply that cannot be read
-    scores that candidate 0 with a note.
+    scores that candidate 0 with a note. Every scored candidate also notes where its tests came from
+    (source, count, and for ``item`` the query.data field), so selection by an item's tests is never silent.
     """
 
     kind = "unit_test"
@@ -149,6 +176,7 @@ class UnitTest(Operator):
         if not tests:
             note = "unit_test fallback: no tests found (none given, none in the item or prompt); candidates unscored"
             return [c.noted(note) for c in cands][: cfg.top_k]
+        used = _used_note(source, tests, query)
         if tests[0]["kind"] == "nl":
             results = await asyncio.gather(*(self._judge(c, tests, query, ctx) for c in cands))
         else:
@@ -161,7 +189,7 @@ class UnitTest(Operator):
             c = c.evolve(score=score, meta={**c.meta, "tests": {**{k: r[k] for k in ("passed", "total", "status")}, "source": source}})
             if r.get("note"):
                 c = c.noted(r["note"])
-            scored.append(c)
+            scored.append(c.noted(used))
         order = sorted(range(len(scored)), key=lambda i: (scored[i].score < 1.0, -scored[i].score, i))
         return [scored[i] for i in order][: cfg.top_k]
 
@@ -192,6 +220,12 @@ class UnitTest(Operator):
         passed = sum(verdicts.get(i, False) for i in range(1, len(tests) + 1))
         note = None if verdicts else "unit_test fallback: the judge's reply had no PASS/FAIL lines; scored 0"
         return {"passed": passed, "total": len(tests), "status": "passed" if passed == len(tests) else "failed", "note": note}
+
+
+def _used_note(source: str, tests: list[dict[str, Any]], query: Query) -> str:
+    """The same text for every candidate of a node, so a run reports it once per node."""
+    where = f"item field '{item_test_field(query.data)}'" if source == "item" else source
+    return f"unit_test tests: {len(tests)} from {where}"
 
 
 async def code_output_signatures(cands: list[Candidate], query: Query) -> list[str | None]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from archon.evals.report import compare, summarize
+from archon.evals.report import compare, optimism_warning, summarize
 
 if TYPE_CHECKING:
     from archon.context import Runtime
@@ -121,6 +121,7 @@ def study_summary(study: Any, cost_key: str | None = None) -> dict[str, Any]:
     final = study.user_attrs.get("final") or {}
     by_number = {r["trial"]: r for r in rows}
     best = by_number.get(final.get("best_trial")) or next((r for r in rows if r["state"] == "complete"), None)
+    seen = list(study.user_attrs.get("scoring_visible") or [])
     return {
         "study": study.study_name, "leaderboard": rows, "best": best,
         "pareto": pareto_front(rows, cost_key=cost_key), "cost_key": cost_key,
@@ -132,4 +133,5 @@ def study_summary(study: Any, cost_key: str | None = None) -> dict[str, Any]:
         # What the trials would have paid with no cache, less what they paid.
         "saved_usd": round(sum(max(0.0, (r["cost_usd"] or 0.0) - (r["spent_usd"] or 0.0)) for r in rows), 8),
         "stopped": study.user_attrs.get("last_stop"),
+        "scoring_visible": seen, "warnings": [w for w in [optimism_warning(seen)] if w],
     }

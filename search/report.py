@@ -222,6 +222,7 @@ def render_text(summary: dict[str, Any]) -> str:
                         _calls(r.get("calls_per_item"))] for r in front], right={0, 1, 2, 3, 4})
 
     out += [""] + _best_vs_baseline(summary.get("best"), summary.get("baseline")) + _holdout(summary.get("holdout"))
+    out += [f"warning: {w}" for w in summary.get("warnings") or []]  # beside the scores it qualifies
 
     def count(key: str) -> str:
         v = summary.get(key)

@@ -121,6 +121,8 @@ class SearchResult:
     spent_usd: float = 0.0
     saved_usd: float = 0.0
     cost_key: str = "cost_per_query_usd"  # the cost measure of the Pareto front and the plot
+    scoring_visible: list[str] = field(default_factory=list)  # scoring fields the pipelines saw: scores are optimistic
+    warnings: list[str] = field(default_factory=list)
     skipped: int = 0  # samples that repeated a tried pipeline or broke the per-query call limit
     ran: int = 0  # trials this process ran
     wall_s: float = 0.0
@@ -217,6 +219,8 @@ async def run_search(
     multi = sampler == "nsga2"
     study, store = _study(name, storage, sampler, seed, space, multi, trials)
     study.set_user_attr("cost_key", COST_KEYS[cost])
+    # Kept in the study, so that --show warns as the search did.
+    study.set_user_attr("scoring_visible", list(benchmark.scoring_visible))
     budget = runtime.budget
     budget.usd, budget.tokens, budget.calls = budget_usd, budget_tokens, max_calls
     n_trial = min(trial_items or len(dev.items), len(dev.items))

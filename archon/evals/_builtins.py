@@ -124,7 +124,8 @@ def _choice(rec: dict[str, Any], where: str, n: int) -> Item:
             letter = _LETTERS[choices.index(ans)]
     if letter is None:
         raise SpecError(f"{where}: no answer: give 'answer_letter', or 'answer' as a letter, a 0-based index or one of the choices.")
-    data = {k: v for k, v in rec.items() if k not in ("question", "answer_letter", "id")}
+    # The answer is the reference alone: kept in data it would be one `visible:` away from the pipeline.
+    data = {k: v for k, v in rec.items() if k not in ("question", "answer", "answer_index", "answer_letter", "id")}
     return _item(rec.get("id", f"mc-{n}"), _need(rec, "question", where), str(letter).upper(), data)
 
 
@@ -278,7 +279,8 @@ class Description(BaseModel):
     id_field: str | None = Field(None, description="Field holding a unique id (default: id, task_id, question_id; else the line).")
     scorer: str | None = Field(None, description="Scorer name or 'module:function' (default: number if every answer is a number, else exact).")
     fewshot: list[Fewshot] = Field(default_factory=list, description="Solved examples shown before the item in the completion prompt.")
-    visible: list[str] = Field(default_factory=list, description="Record fields the pipeline may see in query.data.")
+    visible: list[str] = Field(default_factory=list, description="Record fields the pipeline may see (query.data, and {field} in "
+                               "the prompts); the rest are hidden. Default: none beyond the question.")
     limit: int | None = Field(None, ge=1, description="Only the first N items.")
 
 

@@ -10,8 +10,12 @@
    from its canonical public source when one exists and ``ARCHON_OFFLINE`` is unset. Anything else
    is a ``ConfigError`` that says which file to put where.
 
-What a pipeline may see of an item is explicit: ``Benchmark.visible`` lists the ``item.data`` keys
-copied into the query (HumanEval's ``entry_point``, never its ``test``).
+What a pipeline may see of an item is explicit and enforced here, the one place a query is made:
+``Benchmark.visible`` lists the ``item.data`` keys copied into the query and the only keys a prompt
+template may name (HumanEval's ``entry_point``, never its ``test``); everything else is ``hidden``.
+A plain JSONL file shows nothing beyond the prompt; a YAML description lists its ``visible:`` fields.
+``scoring_visible`` names the fields that both score and are visible (MBPP's ``test_list``, by that
+benchmark's convention): reports call the scores optimistic then.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ __all__ = ["Benchmark", "Item", "benchmark_names", "load_benchmark", "prompt_fie
 import json
 import os
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,7 +33,7 @@ from archon.evals import _builtins as builtins
 from archon.evals.prompts import DEFAULT_COMPLETION, fewshot_examples
 from archon.exceptions import ConfigError, SpecError, suggest
 from archon.types import Query
-from operators.base import render
+from operators.base import placeholders, render
 
 DATA_DIR_ENV = "ARCHON_DATA_DIR"
 OFFLINE_ENV = "ARCHON_OFFLINE"
@@ -67,8 +72,30 @@ class Benchmark:
             raise ValueError(f"style must be 'chat' or 'completion', not {style!r}")
         template = self.chat_prompt if style == "chat" else self.completion_prompt
         data = {k: item.data[k] for k in self.visible if k in item.data}
-        text = render(template, **prompt_fields(item))
+        text = render(template, **prompt_fields(item, self.visible))
         return Query(text=self.fewshot + text if style == "completion" else text, id=item.id, data=data)
+
+    @cached_property
+    def hidden(self) -> tuple[str, ...]:
+        """The ``item.data`` fields a pipeline never sees: in no query's data, rendered into no prompt."""
+        return tuple(sorted({k for it in self.items for k in it.data} - set(self.visible)))
+
+    @cached_property
+    def scoring_fields(self) -> tuple[str, ...]:
+        """The ``item.data`` fields the scorer grades by. Only the ``code`` scorer reads any (the tests,
+        see ``operators.unit_test.item_test_field``); the others compare with ``Item.reference``,
+        which is never in data. A custom scorer's reads are unknown, so it names none."""
+        if self.scorer != "code":
+            return ()
+        from operators.unit_test import item_test_field
+
+        return tuple(sorted({f for it in self.items if (f := item_test_field(it.data))}))
+
+    @property
+    def scoring_visible(self) -> tuple[str, ...]:
+        """Scoring fields a pipeline also sees: selection (``unit_test`` with the item's tests) can
+        pick by the very tests that score, so the scores are optimistic."""
+        return tuple(f for f in self.scoring_fields if f in self.visible)
 
     def head(self, limit: int | None) -> Benchmark:
         return self if limit is None else replace(self, items=self.items[: max(0, limit)])
@@ -78,17 +105,19 @@ class Benchmark:
         return replace(self, items=self.items[len(self.items) - max(0, count):])
 
 
-def prompt_fields(item: Item) -> dict[str, str]:
-    """What a template can name: ``input``, ``choices`` (lettered), and the item's data as text."""
+def prompt_fields(item: Item, visible: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """What a template can name: ``input``, and of the ``visible`` data, each field as text and
+    ``choices`` lettered. A hidden field is left out, so naming it renders nothing of it."""
     fields: dict[str, str] = {}
-    for key, value in item.data.items():
+    shown = {k: item.data[k] for k in visible if k in item.data}
+    for key, value in shown.items():
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             fields[key] = str(value)
         elif isinstance(value, list) and all(isinstance(v, str) for v in value):
             fields[key] = "\n".join(value)
         elif isinstance(value, dict) and "title" in value and "sentences" in value:  # HotpotQA passages
             fields[key] = "\n\n".join(f"{t}: {''.join(s).strip()}" for t, s in zip(value["title"], value["sentences"], strict=False))
-    choices = item.data.get("choices")
+    choices = shown.get("choices")
     if isinstance(choices, list):
         fields["choices"] = "\n".join(f"{_LETTERS[i]}. {c}" for i, c in enumerate(choices[: len(_LETTERS)]))
     fields["input"] = item.input
@@ -248,8 +277,25 @@ def _from_yaml(path: Path, limit: int | None) -> Benchmark:
     if not data_path.is_file():
         raise SpecError(f"{path}: field 'data': no file {data_path} (paths are relative to the YAML file).")
     bench = builtins.described(desc, read_jsonl(data_path), data_path, default_name=path.stem)
+    _check_visible(path, bench, {"prompt": desc.prompt, "completion_prompt": desc.completion_prompt})
     if desc.fewshot:
         base = desc.completion_prompt or DEFAULT_COMPLETION
         bench = replace(bench, fewshot=fewshot_examples(base, [(s.input, s.answer) for s in desc.fewshot]))
     cap = min(x for x in (limit, desc.limit) if x is not None) if (limit or desc.limit) else None
     return bench.head(cap)
+
+
+def _check_visible(path: Path, bench: Benchmark, templates: dict[str, str | None]) -> None:
+    """``visible:`` names fields the records have, and the prompts name no hidden field: a prompt
+    must not carry to the pipeline what its query's data may not."""
+    fields = sorted({k for it in bench.items for k in it.data})
+    for name in bench.visible:
+        if name not in fields:
+            raise SpecError(f"{path}: field 'visible': no record has a field '{name}'.{suggest(name, fields)} "
+                            f"Fields: {', '.join(fields) or 'none'} (the question and the answer are never listed here).")
+    for key, template in templates.items():
+        leaked = sorted(placeholders(template or "") & set(bench.hidden))
+        if leaked:
+            shown = ", ".join([*bench.visible, *leaked])
+            raise SpecError(f"{path}: field '{key}' names the hidden field '{leaked[0]}' (fields: {', '.join(fields)}). "
+                            f"If the pipeline may see it, add it to visible: [{shown}]; if not, take {{{leaked[0]}}} out of the {key}.")

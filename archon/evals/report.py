@@ -3,7 +3,7 @@ paired comparison of two pipelines on the same items."""
 
 from __future__ import annotations
 
-__all__ = ["compare", "format_comparison", "format_summary", "interval", "summarize"]
+__all__ = ["compare", "format_comparison", "format_summary", "interval", "optimism_warning", "summarize"]
 
 import math
 import statistics
@@ -38,10 +38,19 @@ def _pct(values: list[float], q: int) -> float | None:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
-def summarize(results: list[dict[str, Any]], *, pipeline: str = "", benchmark: str = "") -> dict[str, Any]:
+def optimism_warning(scoring_visible: list[str] | tuple[str, ...]) -> str | None:
+    """The line every report carries when the pipeline saw the fields that score it (MBPP's
+    ``test_list``): a selection by those tests is graded by the same tests."""
+    if not scoring_visible:
+        return None
+    return f"selection saw the scoring tests: scores are optimistic (visible scoring fields: {', '.join(scoring_visible)})"
+
+
+def summarize(results: list[dict[str, Any]], *, pipeline: str = "", benchmark: str = "",
+              scoring_visible: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
     """One object with at least: score, ci_low, ci_high, n, failed, cost_usd, prompt_tokens,
-    completion_tokens, calls, latency_p50_ms, latency_p95_ms. ``score`` is over the scored items;
-    failures are counted apart (``score_failures_as_zero`` counts them as wrong)."""
+    completion_tokens, calls, latency_p50_ms, latency_p95_ms, scoring_visible, warnings. ``score`` is
+    over the scored items; failures are counted apart (``score_failures_as_zero`` counts them as wrong)."""
     ok = [r for r in results if r["status"] == "ok"]
     failed = [r for r in results if r["status"] != "ok"]
     values = [float(r["score"]) for r in ok]
@@ -70,6 +79,8 @@ def summarize(results: list[dict[str, Any]], *, pipeline: str = "", benchmark: s
         "latency_p50_ms": round(_pct(latencies, 50), 2) if latencies else None,
         "latency_p95_ms": round(_pct(latencies, 95), 2) if latencies else None,
         "failures": [{"item_id": r["item_id"], "error": r.get("error")} for r in failed][:20],
+        "scoring_visible": list(scoring_visible),
+        "warnings": [w for w in [optimism_warning(scoring_visible)] if w],
     }
     return out
 
@@ -109,6 +120,7 @@ def format_summary(s: dict[str, Any]) -> str:
         f"({_fmt(s['tokens_per_item'])} per item), calls {s['calls']} ({_fmt(s['calls_per_item'])} per item, {s['cached_calls']} cached)",
         f"  latency per item p50 {_fmt(s['latency_p50_ms'])} ms, p95 {_fmt(s['latency_p95_ms'])} ms",
     ]
+    lines += [f"  warning: {w}" for w in s.get("warnings", [])]
     for f in s["failures"][:5]:
         lines.append(f"  failed {f['item_id']}: {(f['error'] or '')[:160]}")
     return "\n".join(lines)

@@ -32,6 +32,7 @@ class EvalRun:
     results: list[dict[str, Any]]
     ran: int  # items run now (the rest were finished by an earlier, interrupted run)
     wall_s: float
+    scoring_visible: tuple[str, ...] = ()  # scoring fields the pipeline saw (``Benchmark.scoring_visible``)
 
 
 def prompt_style(spec: PipelineSpec) -> Literal["chat", "completion"]:
@@ -106,7 +107,7 @@ async def evaluate(
     await runtime.flush()
     order = {it.id: i for i, it in enumerate(benchmark.items)}
     rows = sorted((r for i, r in results.items() if i in order), key=lambda r: order[r["item_id"]])
-    return EvalRun(key, spec.name, benchmark.name, rows, len(todo), time.perf_counter() - started)
+    return EvalRun(key, spec.name, benchmark.name, rows, len(todo), time.perf_counter() - started, benchmark.scoring_visible)
 
 
 async def _run_item(compiled, benchmark, item, style, runtime, scorer, ctx, key, trial) -> EvalResult:

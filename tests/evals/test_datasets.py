@@ -258,7 +258,8 @@ def test_missing_file_and_bad_style(tmp_path):
 
 
 def test_an_input_holding_placeholders_reaches_the_query_as_is():
-    bench = Benchmark("b", [Item("1", "say {choices} {input}", "A", {"choices": ["x"]})], "choice", "{input} / {choices} / \\boxed{}", "{input}")
+    bench = Benchmark("b", [Item("1", "say {choices} {input}", "A", {"choices": ["x"]})], "choice", "{input} / {choices} / \\boxed{}", "{input}",
+                      visible=("choices",))
     assert bench.query(bench.items[0]).text == "say {choices} {input} / A. x / \\boxed{}"
 
 
@@ -266,7 +267,7 @@ def test_fewshot_examples_holding_placeholders_reach_the_query_byte_for_byte(tmp
     write_jsonl(tmp_path / "mc.jsonl", [{"id": "a", "question": "Which is red?", "choices": ["Mars", "Venus"], "answer": "A"}])
     example = 'What do {input} and {choices} print in f"{n}"? \\1'
     (tmp_path / "mc.yaml").write_text(json.dumps({  # JSON is YAML: no quoting to get wrong
-        "data": "mc.jsonl", "scorer": "choice", "completion_prompt": "Question: {input}\n{choices}\nAnswer:",
+        "data": "mc.jsonl", "scorer": "choice", "visible": ["choices"], "completion_prompt": "Question: {input}\n{choices}\nAnswer:",
         "fewshot": [{"input": example, "answer": "B. {choices}"}],
     }))
     bench = load_benchmark(str(tmp_path / "mc.yaml"))

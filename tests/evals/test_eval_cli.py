@@ -137,3 +137,30 @@ def _finished(db) -> int:
 
 def _key(entry) -> str:
     return entry.path + json.dumps(entry.body, sort_keys=True)
+
+
+SELECT = """
+backends:
+  srv: {base_url: "${ARCHON_BASE_URL}", max_retries: 0}
+nodes:
+  - {id: draft, op: generate, model: srv/m, samples: 2}
+  - {id: best, op: unit_test, inputs: [draft], top_k: 1}
+"""
+OPTIMISTIC = "selection saw the scoring tests: scores are optimistic"
+
+
+@pytest.mark.parametrize("benchmark, warned", [("mbpp", True), ("humaneval", False)])
+def test_the_report_says_when_selection_saw_the_scoring_tests(data_dir, tmp_path, benchmark, warned):
+    """MBPP shows its scoring asserts (test_list) by convention: unit_test selects by them. HumanEval's
+    test stays hidden, so its report says nothing of the kind."""
+    with FakeOpenAIServer(reply=lambda prompt, k: "```python\ndef nothing():\n    return None\n```") as srv:
+        env = {"ARCHON_BASE_URL": srv.base_url, "ARCHON_DB_URL": f"sqlite:///{tmp_path / 'o.db'}"}
+        pipe = write(tmp_path, "select.yaml", SELECT)
+        out = archon("eval", str(pipe), "--benchmark", benchmark, "--limit", "2", "--json", env=env)
+        assert out.returncode == 0, out.stderr
+        rep = json.loads(out.stdout)
+        text = archon("eval", str(pipe), "--benchmark", benchmark, "--limit", "2", env=env)  # resumes: nothing runs again
+    assert text.returncode == 0, text.stderr
+    assert rep["n"] == 2 and rep["scoring_visible"] == (["test_list"] if warned else [])
+    assert [OPTIMISTIC in w and "test_list" in w for w in rep["warnings"]] == ([True] if warned else [])
+    assert (OPTIMISTIC in text.stdout and "test_list" in text.stdout) is warned

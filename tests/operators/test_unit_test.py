@@ -102,6 +102,35 @@ def test_unreadable_judge_and_no_tests_fall_back_with_notes():
     assert [c.text for c in res.candidates["best"]] == ["a", "b"] and "no tests found" in res.candidates["best"][0].notes[0]
 
 
+@pytest.mark.parametrize("query, settings, note", [
+    (Query("Write add(a, b).", data={"test_list": ["assert add(1, 2) == 3", "assert add(0, 0) == 0"]}), {"tests": "item"},
+     "unit_test tests: 2 from item field 'test_list'"),
+    (Query(PROMPT, data={"test": "def check(candidate):\n    assert candidate(4, 4) == 8\n", "entry_point": "add"}), {},
+     "unit_test tests: 1 from item field 'test'"),  # auto: the tests the query carries win over the prompt's examples
+    (Query(PROMPT), {}, "unit_test tests: 2 from doctest"),
+    (Query(PROMPT), {"tests": "model", "model": "fake/m"}, "unit_test tests: 1 from model"),
+])
+def test_the_tests_used_are_noted_once_per_node(query, settings, note):
+    def fn(req, k):
+        return "assert add(2, 2) == 4" if "assert statements" in req.prompt_text() else [WRONG, RIGHT][k]
+
+    res = run(ut_pipeline(2, **settings), query, backends={"fake": FunctionBackend(fn)}, db=False)
+    assert [n for n in res.notes if "unit_test tests" in n] == [f"best: {note}"]
+    assert all(note in c.notes for c in res.candidates["best"])
+
+
+def test_tests_from_a_write_tests_input_are_noted():
+    def fn(req, k):
+        return "assert add(1, 1) == 2\nassert add(2, 2) == 4" if "assert statements" in req.prompt_text() else [WRONG, RIGHT][k]
+
+    p = Pipeline("wt")
+    p.add("tests", "write_tests", model="fake/m")
+    p.add("draft", "generate", model="fake/m", samples=2, mode="completion")
+    p.add("best", "unit_test", inputs=["draft", "tests"])
+    res = run(p, Query(PROMPT), backends={"fake": FunctionBackend(fn)}, db=False)
+    assert "best: unit_test tests: 2 from inputs" in res.notes
+
+
 def test_crashing_and_endless_candidates_are_contained():
     res = run(ut_pipeline(3, tests="doctest", timeout=3), Query(PROMPT),
               backends={"fake": candidates("    while True: pass\n", "    raise SystemExit(3)\n", RIGHT)}, db=False)

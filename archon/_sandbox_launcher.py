@@ -136,21 +136,28 @@ def build_root():
     os.close(src)
     if uid >= 0:
         os.chown(root + work, uid, uid)
-    if not got & PID:
-        # No PID namespace: the host's processes stay visible, but not those of other uids.
-        try:
-            mount("proc", root + "/proc", "proc", NOSUID | NODEV | NOEXEC, "hidepid=2")
-        except OSError:
-            mount("/proc", root + "/proc", None, BIND | REC)
+    return root, work
+def enter_root(root, work, fresh_proc):
+    # /proc is mounted before the old root goes: a user namespace may mount a new proc only while
+    # a fully visible one exists in its mount namespace. A new instance shows this PID namespace.
+    try:
+        mount("proc", root + "/proc", "proc", NOSUID | NODEV | NOEXEC, None if fresh_proc else "hidepid=2")
+    except OSError:
+        if fresh_proc:
+            raise
+        mount("/proc", root + "/proc", None, BIND | REC)  # no PID namespace: the host's, as it is
     os.chdir(root)
     if libc.syscall(155, b".", b".") != 0:  # pivot_root(".", "."): the old root lands on top, detach it
         raise OSError(ctypes.get_errno(), "pivot_root")
     if libc.umount2(b".", 2) != 0:  # MNT_DETACH
         raise OSError(ctypes.get_errno(), "umount the old root")
     os.chdir(work)
+new_root = None
 if got & NS:
     try:
-        build_root()
+        new_root = build_root()
+        if not got & PID:  # else the PID namespace's init enters it, to mount that namespace's /proc
+            enter_root(*new_root, fresh_proc=False)
     except OSError as exc:
         fail(f"could not build the sandbox's root: {exc}")
 if not got & NET:
@@ -226,9 +233,10 @@ if os.fork() == 0:
     os.close(r)
     libc.prctl(1, signal.SIGKILL, 0, 0, 0)
     try:
-        mount("proc", "/proc", "proc", NOSUID | NODEV | NOEXEC)  # only this namespace's processes are visible
-    except OSError:
-        pass
+        if new_root:
+            enter_root(*new_root, fresh_proc=True)  # only this namespace's processes are visible
+    except OSError as exc:
+        fail(f"could not enter the sandbox's root: {exc}")
     os.write(w, str(guard()).encode())
     os._exit(0)
 os.close(w)

@@ -5,6 +5,7 @@ The attack tests judge containment by these observations, never by the sandbox's
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -97,6 +98,7 @@ class MemoryWatch:
         return self.start - (self.low if self.low is not None else self.start)
 
 
+@functools.lru_cache(maxsize=1)
 def world_writable_dirs() -> list[str]:
     """Every directory on the host that any user may create files in (the sandbox uid included)."""
     found = []

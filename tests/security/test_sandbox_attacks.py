@@ -386,3 +386,57 @@ def test_protections_name_what_is_missing():
     if os.geteuid() == 0:
         assert info["dedicated_uid"] and info["new_root"] and info["cgroup"] in (1, 2)
         assert info["namespaces"] == ["ipc", "mount", "net", "pid"]
+
+
+def test_attacks_through_the_code_scorer_and_unit_test(tmp_path):
+    """The same attacks as a candidate's program, run by the real scoring and selection paths."""
+    require("new_root", "ipcns")
+    from archon import Pipeline, Query, run
+    from archon.evals.datasets import Item
+    from archon.evals.scorers import ScoreContext, score_code
+    from backends.doubles import FunctionBackend
+
+    name = f"archon-attack-{uuid.uuid4().hex}"
+    sock_path = Path("/tmp") / f"{name}.sock"
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(sock_path))
+    os.chmod(sock_path, 0o777)
+    listener.listen()
+    listener.setblocking(False)
+    targets = sorted(set(world_writable_dirs()) | {"/run/lock", "/dev/shm"})
+    program = textwrap.dedent(f"""
+        import ctypes, os, socket, time
+        for d in {targets!r}:
+            try:
+                open(os.path.join(d, {name!r}), "w").write("x")
+            except OSError:
+                pass
+        try:
+            socket.socket(socket.AF_UNIX).connect({str(sock_path)!r})
+        except OSError:
+            pass
+        ctypes.CDLL(None).shmget(0x6161, 1 << 20, 0o1000 | 0o666)
+        if os.fork() == 0:
+            os.setsid()
+            time.sleep(300)
+        def add(a, b):
+            return a + b
+    """)
+    before_ipc = sysv_objects()
+    try:
+        item = Item("attack/add", "def add(a, b):\n", None, {"entry_point": "add", "test_list": ["assert add(1, 2) == 3"]})
+        assert asyncio.run(score_code(program, item, ScoreContext())).value == 1.0  # honest about add, still contained
+        p = Pipeline("ut")
+        p.add("draft", "generate", model="fake/m", samples=2, mode="completion")
+        p.add("best", "unit_test", inputs="draft", tests="item")
+        query = Query("def add(a, b):\n", data={"entry_point": "add", "test_list": ["assert add(1, 2) == 3"]})
+        res = run(p, query, backends={"fake": FunctionBackend(lambda r, k: program)}, db=False)
+        assert [c.score for c in res.candidates["best"]] == [1.0, 1.0]
+        assert [d for d in targets if os.path.exists(os.path.join(d, name))] == []
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+        assert sysv_objects() == before_ipc
+        assert no_sandbox_processes()
+    finally:
+        listener.close()
+        sock_path.unlink(missing_ok=True)

@@ -12,10 +12,11 @@ import itertools
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["RunCgroup", "support"]
+__all__ = ["RunCgroup", "kill_all", "support"]
 
 _PREFIX = "archon-sandbox-"
 _counter = itertools.count()
@@ -148,15 +149,11 @@ def _pids(path: Path) -> list[int]:
         return []
 
 
-def _empty(path: Path) -> None:
-    kill = path / "cgroup.kill"
-    if kill.exists():
-        try:
-            kill.write_text("1")
-        except OSError:
-            pass
-    for _ in range(100):  # the pids limit caps how many can appear between rounds
-        pids = _pids(path)
+def kill_all(find: Callable[[], list[int]], rounds: int = 100) -> None:
+    """SIGKILL every pid ``find`` returns until it returns none; a process limit caps how many can
+    appear between two rounds, so a few rounds outpace any fork loop."""
+    for _ in range(rounds):
+        pids = find()
         if not pids:
             return
         for pid in pids:
@@ -165,6 +162,16 @@ def _empty(path: Path) -> None:
             except (ProcessLookupError, PermissionError):
                 pass
         time.sleep(0.005)
+
+
+def _empty(path: Path) -> None:
+    kill = path / "cgroup.kill"
+    if kill.exists():
+        try:
+            kill.write_text("1")
+        except OSError:
+            pass
+    kill_all(lambda: _pids(path))
 
 
 class RunCgroup:

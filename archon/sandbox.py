@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from archon._sandbox_cgroups import RunCgroup
+from archon._sandbox_cgroups import RunCgroup, kill_all
 from archon._sandbox_cgroups import support as _cgroup_support
 from archon.exceptions import ConfigError
 
@@ -512,17 +512,7 @@ def _kill(proc: subprocess.Popen, uid: int | None, group: RunCgroup) -> None:
 
 
 def _sweep(*, uid: int | None = None, tree: int | None = None) -> None:
-    # RLIMIT_NPROC caps how many can exist, so a few rounds outpace any fork loop.
-    for _ in range(50):
-        pids = _processes(uid=uid) if uid is not None else _descendants(tree)
-        if not pids:
-            return
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        time.sleep(0.005)
+    kill_all(lambda: _processes(uid=uid) if uid is not None else _descendants(tree), rounds=50)
 
 
 def _descendants(pid: int) -> list[int]:

@@ -15,6 +15,7 @@ __all__ = [
     "doctest_tests",
     "entry_point_of",
     "extract_code",
+    "item_test_field",
     "item_tests",
     "run_tests",
     "example_inputs",
@@ -99,6 +100,22 @@ def item_tests(query: Query) -> list[dict[str, Any]]:
     if isinstance(test, str) and "def check" in test and ep:
         return [{"kind": "check", "code": test, "entry_point": ep}]
     return []
+
+
+# The query.data fields item_tests reads, in its order of preference ('test' goes with 'entry_point').
+_ITEM_TEST_FIELDS = ("tests", "test_list", "test")
+
+
+def item_test_field(data: dict[str, Any]) -> str | None:
+    """The field of ``data`` that ``item_tests`` takes its tests from, or None when it finds none.
+
+    ``item_tests`` itself is asked, one field at a time, so the two never disagree on what counts as
+    tests. Benchmarks use this to tell whether their scoring tests are visible."""
+    for key in _ITEM_TEST_FIELDS:
+        alone = {key: data.get(key), "entry_point": data.get("entry_point")} if key == "test" else {key: data.get(key)}
+        if item_tests(Query("", data=alone)):
+            return key
+    return None
 
 
 def example_inputs(tests: list[dict[str, Any]]) -> list[str]:

@@ -5,13 +5,11 @@ natural-language checks (the original Archon's style)."""
 from __future__ import annotations
 
 __all__ = [
-    "ITEM_TEST_FIELDS",
     "UnitTest",
     "UnitTestConfig",
     "WriteTests",
     "WriteTestsConfig",
     "code_output_signatures",
-    "item_test_field",
     "parse_nl_tests",
 ]
 
@@ -23,7 +21,8 @@ from pydantic import Field, model_validator
 
 from archon.types import Candidate, Query
 from operators.base import ModelCallConfig, Operator, build_request, render
-from operators.code_tests import build_program, doctest_tests, entry_point_of, item_tests, run_tests, example_inputs
+from operators.code_tests import (build_program, doctest_tests, entry_point_of, example_inputs, item_test_field, item_tests,
+                                  run_tests)
 
 CODE_TESTS_PROMPT = """Write {n} Python assert statements that check a correct solution to the task below. Cover normal cases and edge cases. Output only the assert statements, one per line, nothing else.
 
@@ -51,22 +50,6 @@ Requirements:
 {tests}
 
 Judgement:"""
-
-
-# The query.data fields item_tests reads, in its order of preference ('test' goes with 'entry_point').
-ITEM_TEST_FIELDS = ("tests", "test_list", "test")
-
-
-def item_test_field(data: dict[str, Any]) -> str | None:
-    """The field of ``data`` that ``item_tests`` takes its tests from, or None when it finds none.
-
-    ``item_tests`` itself is asked, one field at a time, so the two never disagree on what counts as
-    tests. Benchmarks use this to tell whether their scoring tests are visible."""
-    for key in ITEM_TEST_FIELDS:
-        alone = {key: data.get(key), "entry_point": data.get("entry_point")} if key == "test" else {key: data.get(key)}
-        if item_tests(Query("", data=alone)):
-            return key
-    return None
 
 
 def parse_nl_tests(text: str) -> list[str]:

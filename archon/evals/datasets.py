@@ -83,11 +83,11 @@ class Benchmark:
     @cached_property
     def scoring_fields(self) -> tuple[str, ...]:
         """The ``item.data`` fields the scorer grades by. Only the ``code`` scorer reads any (the tests,
-        see ``operators.unit_test.item_test_field``); the others compare with ``Item.reference``,
+        see ``operators.code_tests.item_test_field``); the others compare with ``Item.reference``,
         which is never in data. A custom scorer's reads are unknown, so it names none."""
         if self.scorer != "code":
             return ()
-        from operators.unit_test import item_test_field
+        from operators.code_tests import item_test_field
 
         return tuple(sorted({f for it in self.items if (f := item_test_field(it.data))}))
 

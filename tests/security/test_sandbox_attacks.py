@@ -177,10 +177,10 @@ async def test_concurrent_runs_cannot_see_each_others_ipc_files_or_memory():
 
 def test_environment_secrets_stay_out(monkeypatch):
     monkeypatch.setenv("ARCHON_ATTACK_API_KEY", "sk-attack-secret")
-    code = textwrap.dedent("""
+    code = textwrap.dedent(f"""
         import glob, os
         print(sorted(os.environ))
-        for path in glob.glob("/proc/*/environ"):
+        for path in ["/proc/{os.getpid()}/environ", f"/proc/{{os.getppid()}}/environ", *glob.glob("/proc/*/environ")]:
             try:
                 print(path, open(path, "rb").read())
             except OSError as exc:
@@ -189,6 +189,10 @@ def test_environment_secrets_stay_out(monkeypatch):
     res = run_python(code)
     assert res.status == "passed", res
     assert "sk-attack-secret" not in res.stdout and "ARCHON_ATTACK_API_KEY" not in res.stdout
+    assert "PYTHONHASHSEED" in res.stdout.splitlines()[0]  # the clean environment the code does get
+    if os.geteuid() == 0:
+        # The caller's environment is out of reach: another uid, and another PID namespace.
+        assert f"/proc/{os.getpid()}/environ b" not in res.stdout
 
 
 def test_world_writable_host_paths_stay_untouched(tmp_path):

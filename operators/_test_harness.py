@@ -113,6 +113,10 @@ while True:
                     value = list(target)
                 elif op == "len":
                     value = len(target)
+                elif op == "bool":
+                    value = bool(target)
+                elif op == "repr":
+                    value = repr(target)
                 else:
                     value = str(target)
         reply = {"ok": True, "value": enc(value)}
@@ -236,11 +240,18 @@ class Remote:
     def __len__(self):
         return self._ask("len")
 
+    def __bool__(self):
+        return self._ask("bool") is True
+
     def __str__(self):
         return self._ask("str")
 
     def __repr__(self):
-        return self._repr
+        try:
+            text = self._ask("repr")  # now, not when it was made: the object may have changed since
+        except ChildError:  # the program's process is gone: what it said when it made the value
+            return self._repr
+        return text if isinstance(text, str) else self._repr
 
     def __eq__(self, other):
         return self is other

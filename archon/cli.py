@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = ["app", "main"]
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -18,7 +19,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from archon.exceptions import ArchonError, SpecError, UserError
+from archon.exceptions import ArchonError, SpecError, StoreUnavailable, UserError
 
 app = typer.Typer(
     name="archon",
@@ -166,7 +167,10 @@ def eval_(
             typer.echo(format_summary(s))
         if comparison:
             typer.echo(format_comparison(comparison, specs[0].name, specs[1].name))
-    if any(s["failed"] for s in summaries):
+    for run in runs:
+        if run.store_error:
+            typer.echo(f"error: {run.store_error}", err=True)
+    if any(s["failed"] for s in summaries) or any(run.store_error for run in runs):
         raise typer.Exit(1)
 
 
@@ -197,10 +201,18 @@ async def _eval_one(spec, bench, db, concurrency: int, style: str, judge_spec, *
                 cost = sum(r["cost_usd"] or 0.0 for r in results.values())
                 bar.update(task, completed=done, stats=f"score {score:.1%}  failed {failed}  cost ${cost:.4f}")
 
-            return await evaluate(spec, bench, runtime, concurrency=concurrency, style=style, progress=progress,
-                                  scorer_context=score_ctx)
-    finally:
+            result = await evaluate(spec, bench, runtime, concurrency=concurrency, style=style, progress=progress,
+                                    scorer_context=score_ctx)
+    except BaseException:
+        with contextlib.suppress(Exception):  # the eval's own error is the one to report
+            await runtime.aclose()
+        raise
+    try:
         await runtime.aclose()
+    except StoreUnavailable:
+        if not result.store_error:
+            raise  # else already reported with the results
+    return result
 
 
 def _stderr_console():

@@ -7,6 +7,7 @@
     │   └── MissingDependency    an optional extra is not installed (names the pip command)
     └── RunFailed                exit code 1: a run failed at run time
         ├── BudgetExhausted      a request was refused: it could cross the command's spending limit
+        ├── StoreUnavailable     the store stayed unreachable past the outage limit (rows kept in memory)
         └── BackendError         a model call failed (names backend, model and, when known, node)
             ├── BackendAuthError      401/403: the key is missing or wrong (names the key variable)
             ├── BackendRequestError   400/404: the request itself is wrong; retrying cannot help
@@ -28,6 +29,7 @@ __all__ = [
     "MissingDependency",
     "RunFailed",
     "BudgetExhausted",
+    "StoreUnavailable",
     "BackendError",
     "BackendAuthError",
     "BackendRequestError",
@@ -78,6 +80,10 @@ class RunFailed(ArchonError):
 
 class BudgetExhausted(RunFailed):
     """Raised before a request, never after: what was spent stays at or below the limit."""
+
+
+class StoreUnavailable(RunFailed):
+    """The store could not be reached for longer than the outage limit (or too much waits to be written)."""
 
 
 class BackendError(RunFailed):

@@ -27,7 +27,9 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from archon.exceptions import BackendError
+import tenacity
+
+from archon.exceptions import BackendError, StoreUnavailable
 from backends.base import Backend, Completion, CompletionRequest, StreamItem, Usage, can_stream, request_key
 
 if TYPE_CHECKING:
@@ -62,13 +64,22 @@ class CallLog:
     GIL for up to the interpreter's switch interval (5 ms) while a reply waits to be read.
     """
 
-    def __init__(self, store: Store | None, pricing: Pricing | None, *, flush_interval: float = 0.25, max_buffer: int = 2000):
+    def __init__(self, store: Store | None, pricing: Pricing | None, *, flush_interval: float = 0.25, max_buffer: int = 2000,
+                 outage_limit: float = 120.0, max_pending: int = 200_000):
         self.store = store
+        # While the store is unreachable (a database restart, a dropped connection), rows wait here
+        # and are retried in the background; past ``outage_limit`` seconds or ``max_pending`` rows the
+        # next write raises StoreUnavailable instead of growing without bound.
+        self.outage_limit = outage_limit
+        self.max_pending = max_pending
+        self._outage_since: float | None = None
+        self._outage_reason = ""
+        self._retrier: asyncio.Task | None = None
         self.pricing = pricing
         self.flush_interval = flush_interval
         self.max_buffer = max_buffer
-        # Durable: every answered call is written before the event loop moves on (one transaction
-        # per loop iteration, however many calls finished in it), so a killed eval replays them.
+        # Durable: every answered call is written as it arrives, before its answer is used, so a
+        # killed eval replays it instead of paying for it again.
         self.durable = False
         self._write_scheduled = False
         self._eval_results: list[Any] = []
@@ -102,14 +113,40 @@ class CallLog:
             if self._sync_reads:
                 hits.update(self.store.cache_get(key, rest))
             else:
-                hits.update(await asyncio.to_thread(self.store.cache_get, key, rest))
+                async for attempt in self.retrying():
+                    with attempt:
+                        hits.update(await asyncio.to_thread(self.store.cache_get, key, rest))
         return hits
+
+    def retrying(self) -> tenacity.AsyncRetrying:
+        """Retries for store I/O that failed for want of a connection, until the outage limit."""
+        def give_up(state: tenacity.RetryCallState) -> bool:
+            return self._outage_since is not None and time.monotonic() - self._outage_since > self.outage_limit
+
+        return tenacity.AsyncRetrying(retry=tenacity.retry_if_exception(_connection_lost),
+                                      wait=tenacity.wait_exponential(multiplier=0.05, max=2.0), stop=give_up,
+                                      before_sleep=lambda state: self._note_outage(state.outcome.exception()),
+                                      retry_error_callback=self._gave_up)
+
+    def _note_outage(self, exc: BaseException | None) -> None:
+        if self._outage_since is None:
+            self._outage_since, self._outage_reason = time.monotonic(), str(exc)
+            _log.warning("%s; keeping %d rows in memory and retrying for up to %.0f s", exc, self.pending(), self.outage_limit)
+
+    def _gave_up(self, state: tenacity.RetryCallState) -> None:
+        self._check_limits(force=True)
+
+    def pending(self) -> int:
+        """Rows waiting to be written."""
+        return len(self._starts) + len(self._calls) + len(self._cache) + len(self._finishes) + len(self._eval_results)
 
     def cache_add(self, entries: list[CachedSample]) -> None:
         for e in entries:
             self._cache[(e.key, e.sample)] = e
         if self.durable:
-            self._schedule_write()
+            # Now, before the answer goes on: a process killed from here on finds it in the cache
+            # (only a kill between the reply's arrival and this commit loses it).
+            self.write()
 
     def add_eval_result(self, result: Any) -> None:
         """Queue an eval item's result; it is written with the calls that produced it, right away."""
@@ -124,7 +161,10 @@ class CallLog:
 
     def _scheduled_write(self) -> None:
         self._write_scheduled = False
-        self.write()
+        try:
+            self.write()
+        except Exception as exc:  # a callback has no caller: say it in one line, and keep the rows
+            _log.error("writing to the store failed: %s", exc)
 
     def start_run(self, pipeline: str, input_text: str, trial: int | None) -> str | None:
         if self.store is None:
@@ -142,32 +182,110 @@ class CallLog:
             self.write()
 
     def write(self) -> None:
-        """Write everything buffered in one transaction."""
-        if self.store is None or not (self._starts or self._calls or self._cache or self._finishes or self._eval_results):
+        """Write everything buffered in one transaction.
+
+        If the store cannot be reached, the rows stay buffered and a background task retries
+        (see ``outage_limit``); nothing is raised until the limit is passed.
+        """
+        if self.store is None or not self.pending():
             return
-        starts, calls, finishes, results = self._starts, self._calls, self._finishes, self._eval_results
-        cache = list(self._cache.values())
-        self._starts, self._calls, self._finishes, self._eval_results = [], [], [], []
+        if self._retrier is not None and not self._retrier.done():
+            self._check_limits()
+            return  # the retrier writes them when the store is back
+        batch = self._take()
         try:
-            self.store.write(starts=starts, calls=calls, cache=cache, finishes=finishes, eval_results=results)
+            self.store.write(**batch)
         except BaseException as exc:
-            if _never_writable(exc):
-                # Retrying rows the database rejects for what they hold would block every later write.
-                for e in cache:
-                    self._cache.pop((e.key, e.sample), None)
-                _log.error("dropped %d runs, %d calls and %d results the store rejected: %s",
-                           len(starts), len(calls), len(results), exc)
+            self._settle(batch, exc)
+            if not _connection_lost(exc):
                 raise
-            # Keep what failed to write, so a later write (or the caller's retry) does not lose it.
-            self._starts[:0], self._calls[:0], self._finishes[:0], self._eval_results[:0] = starts, calls, finishes, results
-            raise
-        for e in cache:
-            self._cache.pop((e.key, e.sample), None)
-        self._last_write = time.monotonic()
+            self._note_outage(exc)
+            if not self._start_retrier():
+                raise
+            self._check_limits()
+            return
+        self._written(batch)
 
     async def drain(self) -> None:
-        """Write everything buffered now."""
-        self.write()
+        """Write everything buffered now, off the event loop; while the store is unreachable, retry
+        until ``outage_limit`` seconds have passed, then raise StoreUnavailable (the rows are kept)."""
+        if self.store is None:
+            return
+        if self._retrier is not None and not self._retrier.done():
+            await asyncio.shield(self._retrier)
+        await self._write_retrying()
+
+    async def _write_retrying(self) -> None:
+        async for attempt in self.retrying():
+            with attempt:
+                await self._write_async()
+
+    async def _write_async(self) -> None:
+        if not self.pending():
+            return
+        batch = self._take()
+        try:
+            await asyncio.to_thread(self.store.write, **batch)
+        except BaseException as exc:
+            self._settle(batch, exc)
+            raise
+        self._written(batch)
+
+    def _take(self) -> dict[str, list]:
+        batch = {"starts": self._starts, "calls": self._calls, "cache": list(self._cache.values()),
+                 "finishes": self._finishes, "eval_results": self._eval_results}
+        self._starts, self._calls, self._finishes, self._eval_results = [], [], [], []
+        return batch
+
+    def _settle(self, batch: dict[str, list], exc: BaseException) -> None:
+        """A failed write: keep its rows for the next one, unless the database refused the rows themselves."""
+        if _never_writable(exc):
+            # Retrying rows the database rejects for what they hold would block every later write.
+            for e in batch["cache"]:
+                self._cache.pop((e.key, e.sample), None)
+            _log.error("dropped %d runs, %d calls and %d results the store rejected: %s",
+                       len(batch["starts"]), len(batch["calls"]), len(batch["eval_results"]), exc)
+            return
+        self._starts[:0], self._calls[:0] = batch["starts"], batch["calls"]
+        self._finishes[:0], self._eval_results[:0] = batch["finishes"], batch["eval_results"]
+
+    def _written(self, batch: dict[str, list]) -> None:
+        for e in batch["cache"]:
+            self._cache.pop((e.key, e.sample), None)
+        self._last_write = time.monotonic()
+        if self._outage_since is not None:
+            _log.warning("the store is back after %.1f s; the rows kept meanwhile are written",
+                         time.monotonic() - self._outage_since)
+            self._outage_since = None
+
+    def _start_retrier(self) -> bool:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False  # no event loop (a synchronous caller): it sees the error and may retry
+        self._retrier = loop.create_task(self._retry_in_background())
+        return True
+
+    async def _retry_in_background(self) -> None:
+        try:
+            await self._write_retrying()
+        except StoreUnavailable as exc:
+            _log.error("%s", exc)  # the next write, or the final drain, raises it to its caller
+
+    def _check_limits(self, force: bool = False) -> None:
+        waited = time.monotonic() - self._outage_since if self._outage_since is not None else 0.0
+        if force or waited > self.outage_limit or self.pending() > self.max_pending:
+            raise StoreUnavailable(
+                f"the store has been unreachable for {waited:.0f} s ({self._outage_reason or 'no connection'}); "
+                f"{self.pending()} rows wait to be written: rerun the same command when the database is back to resume")
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """The database could not be reached or dropped the connection: writing again later can help."""
+    from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+
+    cause = getattr(exc, "db_error", None) or exc.__cause__ or exc
+    return isinstance(cause, (OperationalError, InterfaceError, DisconnectionError))
 
 
 def _never_writable(exc: BaseException) -> bool:
@@ -175,7 +293,7 @@ def _never_writable(exc: BaseException) -> bool:
     writing the same rows again can only fail again."""
     from sqlalchemy.exc import DataError, IntegrityError
 
-    cause = exc.__cause__ or exc
+    cause = getattr(exc, "db_error", None) or exc.__cause__ or exc
     return isinstance(cause, (DataError, IntegrityError))
 
 

@@ -386,7 +386,11 @@ class Store:
                 if "database is locked" in str(exc):
                     hint = (f"; another process held the SQLite write lock for over {_BUSY_TIMEOUT_MS // 1000} s:"
                             " for many concurrent workers use PostgreSQL (postgresql+psycopg://...)")
-                raise RunFailed(f"store {self._shown}: {action} failed: {_reason(exc)}{hint}") from exc
+                failed = RunFailed(f"store {self._shown}: {action} failed: {_reason(exc)}{hint}")
+                # Not chained: SQLAlchemy's message carries the SQL and its parameters (prompts,
+                # answers), which must never reach a traceback. Callers classify by ``db_error``.
+                failed.db_error = exc
+                raise failed from None
 
 
 class _NoSuchRun(Exception):

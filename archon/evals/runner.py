@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from archon.exceptions import ArchonError, UserError
+from archon.exceptions import ArchonError, StoreUnavailable, UserError
 from archon.runner import CompiledPipeline
 from archon.spec import PipelineSpec
 from stores.evals import EvalResult, eval_results, start_eval
@@ -33,6 +33,7 @@ class EvalRun:
     ran: int  # items run now (the rest were finished by an earlier, interrupted run)
     wall_s: float
     scoring_visible: tuple[str, ...] = ()  # scoring fields the pipeline saw (``Benchmark.scoring_visible``)
+    store_error: str | None = None  # the store stayed unreachable: results held here were not all written
 
 
 def prompt_style(spec: PipelineSpec) -> Literal["chat", "completion"]:
@@ -76,8 +77,10 @@ async def evaluate(
     chosen = prompt_style(spec) if style == "auto" else style
     key = eval_key(spec, benchmark, chosen)
     settings = {"style": chosen, "scorer": benchmark.scorer, "items": len(benchmark.items)}
-    await asyncio.to_thread(start_eval, runtime.store, key, spec.name, benchmark.name, settings, trial)
-    earlier = {r["item_id"]: r for r in await asyncio.to_thread(eval_results, runtime.store, key)}
+    async for attempt in runtime.log.retrying():  # a database restarting as the eval starts is waited for
+        with attempt:
+            await asyncio.to_thread(start_eval, runtime.store, key, spec.name, benchmark.name, settings, trial)
+            earlier = {r["item_id"]: r for r in await asyncio.to_thread(eval_results, runtime.store, key)}
     todo = [it for it in benchmark.items if earlier.get(it.id, {}).get("status") != "ok"]
     scorer = get_scorer(benchmark.scorer)
     ctx = scorer_context or ScoreContext(runtime=runtime)
@@ -104,10 +107,15 @@ async def evaluate(
     if progress is not None:
         progress(len(results), total, results)
     await asyncio.gather(*(one(it) for it in todo))
-    await runtime.flush()
+    store_error = None
+    try:
+        await runtime.flush()
+    except StoreUnavailable as exc:  # the results are still reported; a rerun resumes what was not written
+        store_error = str(exc)
     order = {it.id: i for i, it in enumerate(benchmark.items)}
     rows = sorted((r for i, r in results.items() if i in order), key=lambda r: order[r["item_id"]])
-    return EvalRun(key, spec.name, benchmark.name, rows, len(todo), time.perf_counter() - started, benchmark.scoring_visible)
+    return EvalRun(key, spec.name, benchmark.name, rows, len(todo), time.perf_counter() - started, benchmark.scoring_visible,
+                   store_error)
 
 
 async def _run_item(compiled, benchmark, item, style, runtime, scorer, ctx, key, trial) -> EvalResult:

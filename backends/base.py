@@ -24,6 +24,7 @@ __all__ = [
     "Usage",
     "can_stream",
     "request_key",
+    "server_identity",
 ]
 
 import hashlib
@@ -150,10 +151,31 @@ def can_stream(backend: Any) -> bool:
     return callable(getattr(backend, "stream", None))
 
 
-def request_key(backend: str, request: CompletionRequest) -> str:
-    """The cache key of a request, without its sample indices: backend, model, prompt and parameters."""
+#: Bumped whenever what a key covers changes, so rows written under an older scheme are never replayed.
+_KEY_SCHEME = 2
+
+
+def server_identity(backend: Any, model: str) -> str:
+    """Which server (or model file) answers ``model`` on ``backend``: part of the cache key, so a
+    backend name repointed at another server never replays the old server's answers.
+
+    A backend says so through ``cache_identity(model)``; one without it (a test double, a plug-in)
+    is identified by its class, which is all that distinguishes two instances of it.
+    """
+    identify = getattr(backend, "cache_identity", None)
+    if callable(identify):
+        return str(identify(model))
+    cls = type(backend)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def request_key(backend: str, request: CompletionRequest, server: str = "") -> str:
+    """The cache key of a request, without its sample indices: backend name, server identity
+    (``server_identity``), model, prompt and parameters."""
     payload = {
+        "scheme": _KEY_SCHEME,
         "backend": backend,
+        "server": server,
         "model": request.model,
         "mode": request.mode,
         "messages": list(request.messages),

@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from archon.exceptions import BackendError
-from backends.base import Backend, Completion, CompletionRequest, StreamItem, Usage, can_stream, request_key
+from backends.base import (
+    Backend, Completion, CompletionRequest, StreamItem, Usage, can_stream, request_key, server_identity,
+)
 
 if TYPE_CHECKING:
     from stores.pricing import Pricing
@@ -249,12 +251,20 @@ class CachedBackend:
     Identical requests in flight at the same time (two equal candidates critiqued at once, two
     trials sharing a prefix) are sent once: later ones wait for the first one's answer and are
     logged as cached, so even concurrent work never pays twice.
+
+    ``origin`` is the backend at the bottom of the chain, whose server identity goes into the key;
+    by default it is found by following the wrappers' ``inner``.
     """
 
-    def __init__(self, inner: Backend, log: CallLog):
+    def __init__(self, inner: Backend, log: CallLog, *, origin: Backend | None = None):
         self.inner = inner
         self.name = inner.name
         self.log = log
+        if origin is None:
+            origin = inner
+            while getattr(origin, "inner", None) is not None:
+                origin = origin.inner  # type: ignore[attr-defined]
+        self.origin = origin
         self._inflight: dict[tuple[str, int], asyncio.Future] = {}
 
     @property
@@ -263,7 +273,7 @@ class CachedBackend:
 
     async def complete(self, request: CompletionRequest) -> Completion:
         start = time.perf_counter()
-        key = request_key(self.name, request)
+        key = self._key(request)
         hits = await self.log.cache_get(key, request.samples)
         waiting = {k: self._inflight[(key, k)] for k in request.samples if k not in hits and (key, k) in self._inflight}
         missing = tuple(k for k in request.samples if k not in hits and k not in waiting)
@@ -312,6 +322,9 @@ class CachedBackend:
             cost_usd=live.cost_usd if live else 0.0,
         )
 
+    def _key(self, request: CompletionRequest) -> str:
+        return request_key(self.name, request, server_identity(self.origin, request.model))
+
     def _keep(self, key: str, request: CompletionRequest, missing: tuple[int, ...], live: Completion,
               flight: asyncio.Future) -> dict:
         """Cache the samples a live call answered, and hand them to identical requests waiting on it."""
@@ -332,7 +345,7 @@ class CachedBackend:
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamItem]:
         """Streams a miss from the backend; replays a hit (or an identical call in flight) as one delta."""
-        key = request_key(self.name, request)
+        key = self._key(request)
         sample = request.samples[0]
         if (key, sample) in self._inflight or await self.log.cache_get(key, request.samples):
             completion = await self.complete(request)  # replays, and logs the call as cached

@@ -90,22 +90,38 @@ def _replace(req: CompletionRequest, **changes) -> CompletionRequest:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    """Tokens a call used. ``None`` is unknown (the server did not say): it stays unknown through sums
+    and is never counted, or priced, as zero."""
+
+    prompt_tokens: int | None = 0
+    completion_tokens: int | None = 0
 
     def __add__(self, other: Usage) -> Usage:
-        return Usage(self.prompt_tokens + other.prompt_tokens, self.completion_tokens + other.completion_tokens)
+        return Usage(_plus(self.prompt_tokens, other.prompt_tokens), _plus(self.completion_tokens, other.completion_tokens))
 
     @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
+    def known(self) -> bool:
+        return self.prompt_tokens is not None and self.completion_tokens is not None
+
+    @property
+    def total_tokens(self) -> int | None:
+        return _plus(self.prompt_tokens, self.completion_tokens)
 
     def split(self, n: int) -> list[Usage]:
         """Share one call's usage among its n samples so the shares add up to the whole."""
         n = max(n, 1)
-        p, pr = divmod(self.prompt_tokens, n)
-        c, cr = divmod(self.completion_tokens, n)
-        return [Usage(p + (k < pr), c + (k < cr)) for k in range(n)]
+        return [Usage(p, c) for p, c in zip(_shares(self.prompt_tokens, n), _shares(self.completion_tokens, n))]
+
+
+def _plus(a: int | None, b: int | None) -> int | None:
+    return None if a is None or b is None else a + b
+
+
+def _shares(total: int | None, n: int) -> list[int | None]:
+    if total is None:
+        return [None] * n
+    q, r = divmod(total, n)
+    return [q + (k < r) for k in range(n)]
 
 
 @dataclass(slots=True)

@@ -9,8 +9,8 @@ is not JSON then becomes a clear ``BackendResponseError`` (the client lets a bar
 escape), and the hot path skips building models only to take three fields out of them.
 
 ``stream`` (one sample) asks the server for ``stream: true`` with ``stream_options.include_usage``
-and yields the text deltas as they arrive, then the whole ``Completion``; a server that reports no
-usage in its stream leaves the usage at zero.
+and yields the text deltas as they arrive, then the whole ``Completion``. A server that reports no
+usage (in a reply or its stream) leaves the usage unknown (``None``), never zero.
 """
 
 from __future__ import annotations
@@ -183,13 +183,13 @@ class OpenAIBackend:
         params.update(stream=True, stream_options={"include_usage": True})
         chat = request.mode == "chat"
         texts: list[str] = []
-        usage, finish = Usage(), None
+        usage, finish = Usage(None, None), None
         try:
             events = await (client.chat.completions.create(**params) if chat else client.completions.create(**params))
             async with events:  # closes the connection when the stream is abandoned
                 async for chunk in events:
                     if chunk.usage is not None:
-                        usage = Usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
+                        usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
                     for choice in chunk.choices:
                         finish = choice.finish_reason or finish
                         text = (choice.delta.content if chat else choice.text) or ""
@@ -317,11 +317,17 @@ class OpenAIBackend:
 
     @staticmethod
     def _usage(body: dict[str, Any]) -> Usage:
-        # A server that reports no usage (or a strange one) costs nothing rather than failing the call.
+        # A count the server left out (or garbled) is unknown: never zero, and never a failed call.
         usage = body.get("usage")
         if not isinstance(usage, dict):
-            return Usage()
-        try:
-            return Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
-        except (TypeError, ValueError):
-            return Usage()
+            return Usage(None, None)
+        return Usage(_count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens")))
+
+
+def _count(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None

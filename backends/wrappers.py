@@ -42,17 +42,28 @@ _log = logging.getLogger("archon.store")
 
 @dataclass
 class RunTotals:
+    """A run's calls, tokens and cost. Tokens a server did not report stay unknown (None) in the sum,
+    and so does the cost they would have priced; an unpriced model alone leaves the priced calls' sum."""
+
     calls: int = 0
     cached_calls: int = 0
     usage: Usage = field(default_factory=Usage)
     cost_usd: float | None = None
+    cost_unknown: bool = False
+    notes: list[str] = field(default_factory=list)
 
     def add(self, usage: Usage, cost: float | None, cached: bool, counts: bool = True) -> None:
         self.calls += int(counts)
         self.cached_calls += int(cached and counts)
         self.usage = self.usage + usage
-        if cost is not None:
+        if cost is None and not usage.known:
+            self.cost_unknown, self.cost_usd = True, None
+        elif cost is not None and not self.cost_unknown:
             self.cost_usd = (self.cost_usd or 0.0) + cost
+
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
 
 
 class CallLog:
@@ -91,9 +102,12 @@ class CallLog:
     def add_call(self, record: CallRecord, *, counts: bool = True) -> None:
         """Log a call row; ``counts=False`` for the replayed part of a partly cached request, which the
         run's totals count once, as the request it was (its tokens still add up)."""
-        self.totals.setdefault(record.run_id, RunTotals()).add(
-            Usage(record.prompt_tokens, record.completion_tokens), record.cost_usd, record.cached, counts
-        )
+        totals = self.totals.setdefault(record.run_id, RunTotals())
+        usage = Usage(record.prompt_tokens, record.completion_tokens)
+        totals.add(usage, record.cost_usd, record.cached, counts)
+        if record.status == "ok" and not usage.known:
+            totals.note(f"{record.backend}/{record.model}: the server did not report token usage, so tokens"
+                        f"{'' if record.cached else ' and cost'} are unknown")
         if self.store is not None:
             self._calls.append(record)
 
@@ -298,7 +312,7 @@ class CachedBackend:
         logprobs: dict[int, list[float] | None] = {k: h.logprobs for k, h in hits.items()}
         usage, saved = Usage(), None
         if hits:
-            usage = Usage(sum(h.prompt_tokens for h in hits.values()), sum(h.completion_tokens for h in hits.values()))
+            usage = sum((Usage(h.prompt_tokens, h.completion_tokens) for h in hits.values()), Usage())
             known = [h.cost_usd for h in hits.values() if h.cost_usd is not None]
             saved = sum(known) if known else None
             hit_req = request.with_samples(tuple(k for k in request.samples if k in hits))

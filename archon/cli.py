@@ -77,9 +77,11 @@ def run(
     for note in sorted(set(result.notes)):
         _err(f"note: {note}")
     cost = "unknown cost" if result.cost_usd is None else f"${result.cost_usd:.6f}"
+    u = result.usage
+    tokens = f"{u.prompt_tokens}+{u.completion_tokens} tokens" if u.known else "unknown tokens"
     _err(
         f"run {result.run_id or '-'}: {result.calls} calls ({result.cached_calls} cached), "
-        f"{result.usage.prompt_tokens}+{result.usage.completion_tokens} tokens, {cost}, {result.latency_ms / 1000:.2f} s"
+        f"{tokens}, {cost}, {result.latency_ms / 1000:.2f} s"
     )
 
 
@@ -281,6 +283,10 @@ def runs(
     _table(rows, ["id", "pipeline", "status", "calls", "prompt_tokens", "completion_tokens", "cost_usd", "started_at"])
 
 
+# Columns whose NULL means "not known" (no usage reported, no price), never "nothing".
+_UNKNOWN_WHEN_NULL = frozenset({"prompt_tokens", "completion_tokens", "cost_usd"})
+
+
 def _table(rows: list[dict], cols: list[str]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -294,7 +300,7 @@ def _table(rows: list[dict], cols: list[str]) -> None:
                 v = (v or "")[:8]
             elif isinstance(v, float):
                 v = f"{v:.6f}" if c == "cost_usd" else f"{v:.1f}"
-            cells.append("" if v is None else str(v))
+            cells.append(("unknown" if c in _UNKNOWN_WHEN_NULL else "") if v is None else str(v))
         table.add_row(*cells)
     Console().print(table)
 

@@ -95,7 +95,7 @@ class Runtime:
         chain = RecordingBackend(chain, self.log)
         chain = BudgetedBackend(chain, self.budget)  # under the cache: a replayed sample spends nothing
         if self.use_cache:
-            chain = CachedBackend(chain, self.log)
+            chain = CachedBackend(chain, self.log, origin=raw)
         return chain
 
     def check_backends(self, spec: PipelineSpec) -> None:

@@ -80,7 +80,7 @@ class CompiledPipeline:
             cached_calls=totals.cached_calls,
             run_id=run_id,
             pipeline=self.spec.name,
-            node_notes=list(state.get("notes") or []),
+            node_notes=list(state.get("notes") or []) + totals.notes,
         )
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "Usage",
     "can_stream",
     "request_key",
+    "server_identity",
 ]
 
 import hashlib
@@ -89,22 +90,38 @@ def _replace(req: CompletionRequest, **changes) -> CompletionRequest:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    """Tokens a call used. ``None`` is unknown (the server did not say): it stays unknown through sums
+    and is never counted, or priced, as zero."""
+
+    prompt_tokens: int | None = 0
+    completion_tokens: int | None = 0
 
     def __add__(self, other: Usage) -> Usage:
-        return Usage(self.prompt_tokens + other.prompt_tokens, self.completion_tokens + other.completion_tokens)
+        return Usage(_plus(self.prompt_tokens, other.prompt_tokens), _plus(self.completion_tokens, other.completion_tokens))
 
     @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
+    def known(self) -> bool:
+        return self.prompt_tokens is not None and self.completion_tokens is not None
+
+    @property
+    def total_tokens(self) -> int | None:
+        return _plus(self.prompt_tokens, self.completion_tokens)
 
     def split(self, n: int) -> list[Usage]:
         """Share one call's usage among its n samples so the shares add up to the whole."""
         n = max(n, 1)
-        p, pr = divmod(self.prompt_tokens, n)
-        c, cr = divmod(self.completion_tokens, n)
-        return [Usage(p + (k < pr), c + (k < cr)) for k in range(n)]
+        return [Usage(p, c) for p, c in zip(_shares(self.prompt_tokens, n), _shares(self.completion_tokens, n))]
+
+
+def _plus(a: int | None, b: int | None) -> int | None:
+    return None if a is None or b is None else a + b
+
+
+def _shares(total: int | None, n: int) -> list[int | None]:
+    if total is None:
+        return [None] * n
+    q, r = divmod(total, n)
+    return [q + (k < r) for k in range(n)]
 
 
 @dataclass(slots=True)
@@ -150,10 +167,31 @@ def can_stream(backend: Any) -> bool:
     return callable(getattr(backend, "stream", None))
 
 
-def request_key(backend: str, request: CompletionRequest) -> str:
-    """The cache key of a request, without its sample indices: backend, model, prompt and parameters."""
+#: Bumped whenever what a key covers changes, so rows written under an older scheme are never replayed.
+_KEY_SCHEME = 2
+
+
+def server_identity(backend: Any, model: str) -> str:
+    """Which server (or model file) answers ``model`` on ``backend``: part of the cache key, so a
+    backend name repointed at another server never replays the old server's answers.
+
+    A backend says so through ``cache_identity(model)``; one without it (a test double, a plug-in)
+    is identified by its class, which is all that distinguishes two instances of it.
+    """
+    identify = getattr(backend, "cache_identity", None)
+    if callable(identify):
+        return str(identify(model))
+    cls = type(backend)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def request_key(backend: str, request: CompletionRequest, server: str = "") -> str:
+    """The cache key of a request, without its sample indices: backend name, server identity
+    (``server_identity``), model, prompt and parameters."""
     payload = {
+        "scheme": _KEY_SCHEME,
         "backend": backend,
+        "server": server,
         "model": request.model,
         "mode": request.mode,
         "messages": list(request.messages),

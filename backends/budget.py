@@ -133,7 +133,7 @@ class BudgetedBackend:
             # A failed request still counts as issued; its tokens, if any, are unknown.
             await asyncio.shield(self.budget.settle(est, Spend(0.0, 0, 1)))
             raise
-        await self.budget.settle(est, _spent(comp))
+        await self.budget.settle(est, _spent(comp, est))
         return comp
 
     @property
@@ -148,12 +148,14 @@ class BudgetedBackend:
                 async for item in items:
                     if isinstance(item, Completion):
                         settled = True
-                        await self.budget.settle(est, _spent(item))
+                        await self.budget.settle(est, _spent(item, est))
                     yield item
         finally:
             if not settled:  # failed or abandoned mid-stream: issued, tokens unknown
                 await asyncio.shield(self.budget.settle(est, Spend(0.0, 0, 1)))
 
 
-def _spent(comp: Completion) -> Spend:
+def _spent(comp: Completion, reserved: Spend) -> Spend:
+    if not comp.usage.known:  # the server did not say: count the worst case, never the limit's blind spot
+        return Spend(reserved.usd if comp.cost_usd is None else comp.cost_usd, reserved.tokens, 1)
     return Spend(comp.cost_usd or 0.0, comp.usage.prompt_tokens + comp.usage.completion_tokens, 1)

@@ -22,12 +22,14 @@ class FunctionBackend:
 
     ``delay`` seconds are awaited per call, to test concurrency. ``requests`` keeps every request.
     With ``streams=True`` it can also stream (``stream``): the answer word by word, ``delay`` seconds
-    before the first word and ``word_delay`` between words.
+    before the first word and ``word_delay`` between words. ``reports_usage=False`` answers with
+    unknown usage, like a server that sends none.
     """
 
     def __init__(self, fn: Callable[[CompletionRequest, int], str | Awaitable[str]], *, name: str = "fake", delay: float = 0.0,
-                 streams: bool = False, word_delay: float = 0.0):
+                 streams: bool = False, word_delay: float = 0.0, reports_usage: bool = True):
         self.fn = fn
+        self.reports_usage = reports_usage
         self.name = name
         self.delay = delay
         self.can_stream = streams
@@ -42,7 +44,8 @@ class FunctionBackend:
         for k in request.samples:
             out = self.fn(request, k)
             texts.append(await out if asyncio.iscoroutine(out) else out)
-        return Completion(texts=texts, usage=_usage(request, texts), finish_reasons=["stop"] * len(texts))
+        usage = _usage(request, texts) if self.reports_usage else Usage(None, None)
+        return Completion(texts=texts, usage=usage, finish_reasons=["stop"] * len(texts))
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamItem]:
         if not self.can_stream:

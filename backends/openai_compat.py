@@ -9,13 +9,13 @@ is not JSON then becomes a clear ``BackendResponseError`` (the client lets a bar
 escape), and the hot path skips building models only to take three fields out of them.
 
 ``stream`` (one sample) asks the server for ``stream: true`` with ``stream_options.include_usage``
-and yields the text deltas as they arrive, then the whole ``Completion``; a server that reports no
-usage in its stream leaves the usage at zero.
+and yields the text deltas as they arrive, then the whole ``Completion``. A server that reports no
+usage (in a reply or its stream) leaves the usage unknown (``None``), never zero.
 """
 
 from __future__ import annotations
 
-__all__ = ["OpenAIBackend", "parse_retry_after"]
+__all__ = ["OpenAIBackend", "normalize_base_url", "parse_retry_after"]
 
 import asyncio
 import email.utils
@@ -24,6 +24,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import openai
@@ -67,6 +68,25 @@ def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
     return None
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalize_base_url(url: str) -> str:
+    """``url`` as a server identity: scheme and host lowercased, default port, credentials, fragment
+    and trailing slashes dropped, so spellings of one server share a cache and no secret enters a key."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"  # IPv6
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = host if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
+    return urlunsplit((scheme, netloc, parts.path.rstrip("/"), parts.query, ""))
+
+
 def _read_keys(backend: str, api_key_env: str | list[str] | None) -> tuple[list[str], list[str]]:
     """(variable names, keys). A variable may hold several comma-separated keys."""
     names = [api_key_env] if isinstance(api_key_env, str) else list(api_key_env or [])
@@ -107,6 +127,11 @@ class OpenAIBackend:
         # Learned on the first multi-sample call: a server that ignores ``n`` gets n parallel
         # requests from then on, rather than one request and then the rest (an extra round trip).
         self._ignores_n = False
+        self._identity = f"{spec.kind}:{normalize_base_url(str(self._clients[0].base_url))}"
+
+    def cache_identity(self, model: str) -> str:
+        """The server, for the cache key: the client's resolved URL (``OPENAI_BASE_URL`` included), never a key."""
+        return self._identity
 
     def __repr__(self) -> str:
         return f"OpenAIBackend({self.name!r}, base_url={self.spec.base_url!r}, keys={len(self._clients)})"
@@ -158,13 +183,13 @@ class OpenAIBackend:
         params.update(stream=True, stream_options={"include_usage": True})
         chat = request.mode == "chat"
         texts: list[str] = []
-        usage, finish = Usage(), None
+        usage, finish = Usage(None, None), None
         try:
             events = await (client.chat.completions.create(**params) if chat else client.completions.create(**params))
             async with events:  # closes the connection when the stream is abandoned
                 async for chunk in events:
                     if chunk.usage is not None:
-                        usage = Usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
+                        usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
                     for choice in chunk.choices:
                         finish = choice.finish_reason or finish
                         text = (choice.delta.content if chat else choice.text) or ""
@@ -292,11 +317,17 @@ class OpenAIBackend:
 
     @staticmethod
     def _usage(body: dict[str, Any]) -> Usage:
-        # A server that reports no usage (or a strange one) costs nothing rather than failing the call.
+        # A count the server left out (or garbled) is unknown: never zero, and never a failed call.
         usage = body.get("usage")
         if not isinstance(usage, dict):
-            return Usage()
-        try:
-            return Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
-        except (TypeError, ValueError):
-            return Usage()
+            return Usage(None, None)
+        return Usage(_count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens")))
+
+
+def _count(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None

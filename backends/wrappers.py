@@ -30,7 +30,9 @@ from typing import TYPE_CHECKING, Any
 import tenacity
 
 from archon.exceptions import BackendError, StoreUnavailable
-from backends.base import Backend, Completion, CompletionRequest, StreamItem, Usage, can_stream, request_key
+from backends.base import (
+    Backend, Completion, CompletionRequest, StreamItem, Usage, can_stream, request_key, server_identity,
+)
 
 if TYPE_CHECKING:
     from stores.pricing import Pricing
@@ -42,17 +44,28 @@ _log = logging.getLogger("archon.store")
 
 @dataclass
 class RunTotals:
+    """A run's calls, tokens and cost. Tokens a server did not report stay unknown (None) in the sum,
+    and so does the cost they would have priced; an unpriced model alone leaves the priced calls' sum."""
+
     calls: int = 0
     cached_calls: int = 0
     usage: Usage = field(default_factory=Usage)
     cost_usd: float | None = None
+    cost_unknown: bool = False
+    notes: list[str] = field(default_factory=list)
 
     def add(self, usage: Usage, cost: float | None, cached: bool, counts: bool = True) -> None:
         self.calls += int(counts)
         self.cached_calls += int(cached and counts)
         self.usage = self.usage + usage
-        if cost is not None:
+        if cost is None and not usage.known:
+            self.cost_unknown, self.cost_usd = True, None
+        elif cost is not None and not self.cost_unknown:
             self.cost_usd = (self.cost_usd or 0.0) + cost
+
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
 
 
 class CallLog:
@@ -100,9 +113,12 @@ class CallLog:
     def add_call(self, record: CallRecord, *, counts: bool = True) -> None:
         """Log a call row; ``counts=False`` for the replayed part of a partly cached request, which the
         run's totals count once, as the request it was (its tokens still add up)."""
-        self.totals.setdefault(record.run_id, RunTotals()).add(
-            Usage(record.prompt_tokens, record.completion_tokens), record.cost_usd, record.cached, counts
-        )
+        totals = self.totals.setdefault(record.run_id, RunTotals())
+        usage = Usage(record.prompt_tokens, record.completion_tokens)
+        totals.add(usage, record.cost_usd, record.cached, counts)
+        if record.status == "ok" and not usage.known:
+            totals.note(f"{record.backend}/{record.model}: the server did not report token usage, so tokens"
+                        f"{'' if record.cached else ' and cost'} are unknown")
         if self.store is not None:
             self._calls.append(record)
 
@@ -367,12 +383,20 @@ class CachedBackend:
     Identical requests in flight at the same time (two equal candidates critiqued at once, two
     trials sharing a prefix) are sent once: later ones wait for the first one's answer and are
     logged as cached, so even concurrent work never pays twice.
+
+    ``origin`` is the backend at the bottom of the chain, whose server identity goes into the key;
+    by default it is found by following the wrappers' ``inner``.
     """
 
-    def __init__(self, inner: Backend, log: CallLog):
+    def __init__(self, inner: Backend, log: CallLog, *, origin: Backend | None = None):
         self.inner = inner
         self.name = inner.name
         self.log = log
+        if origin is None:
+            origin = inner
+            while getattr(origin, "inner", None) is not None:
+                origin = origin.inner  # type: ignore[attr-defined]
+        self.origin = origin
         self._inflight: dict[tuple[str, int], asyncio.Future] = {}
 
     @property
@@ -381,7 +405,7 @@ class CachedBackend:
 
     async def complete(self, request: CompletionRequest) -> Completion:
         start = time.perf_counter()
-        key = request_key(self.name, request)
+        key = self._key(request)
         hits = await self.log.cache_get(key, request.samples)
         waiting = {k: self._inflight[(key, k)] for k in request.samples if k not in hits and (key, k) in self._inflight}
         missing = tuple(k for k in request.samples if k not in hits and k not in waiting)
@@ -406,7 +430,7 @@ class CachedBackend:
         logprobs: dict[int, list[float] | None] = {k: h.logprobs for k, h in hits.items()}
         usage, saved = Usage(), None
         if hits:
-            usage = Usage(sum(h.prompt_tokens for h in hits.values()), sum(h.completion_tokens for h in hits.values()))
+            usage = sum((Usage(h.prompt_tokens, h.completion_tokens) for h in hits.values()), Usage())
             known = [h.cost_usd for h in hits.values() if h.cost_usd is not None]
             saved = sum(known) if known else None
             hit_req = request.with_samples(tuple(k for k in request.samples if k in hits))
@@ -430,6 +454,9 @@ class CachedBackend:
             cost_usd=live.cost_usd if live else 0.0,
         )
 
+    def _key(self, request: CompletionRequest) -> str:
+        return request_key(self.name, request, server_identity(self.origin, request.model))
+
     def _keep(self, key: str, request: CompletionRequest, missing: tuple[int, ...], live: Completion,
               flight: asyncio.Future) -> dict:
         """Cache the samples a live call answered, and hand them to identical requests waiting on it."""
@@ -450,7 +477,7 @@ class CachedBackend:
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamItem]:
         """Streams a miss from the backend; replays a hit (or an identical call in flight) as one delta."""
-        key = request_key(self.name, request)
+        key = self._key(request)
         sample = request.samples[0]
         if (key, sample) in self._inflight or await self.log.cache_get(key, request.samples):
             completion = await self.complete(request)  # replays, and logs the call as cached

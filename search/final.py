@@ -26,14 +26,17 @@ def measure(results: list[dict[str, Any]], runtime: Runtime) -> dict[str, Any]:
     """A trial's figures; costs are the pipeline's own (paid plus replayed from the cache), per query."""
     totals = summarize(results)
     n = max(len(results), 1)
-    spend = runtime.store.spend([r.get("run_id") for r in results]) if runtime.store is not None else {"cost_usd": 0.0, "saved_usd": 0.0}
-    cost = spend["cost_usd"] + spend["saved_usd"]
+    spend = runtime.store.spend([r.get("run_id") for r in results]) if runtime.store is not None else {}
+    unknown = spend.get("unknown_usage_calls", 0)
+    # Calls whose usage the server never reported make the cost unknown, never a lower one.
+    cost = None if unknown else spend.get("cost_usd", 0.0) + spend.get("saved_usd", 0.0)
     return {
         # A failed item counts as wrong: a pipeline that breaks on hard queries must not win by skipping them.
         "score": totals["score_failures_as_zero"] or 0.0,
         "ci_low": totals["ci_low"], "ci_high": totals["ci_high"], "n": len(results), "failed": totals["failed"],
         "calls": totals["calls"], "cached_calls": totals["cached_calls"], "calls_per_item": totals["calls_per_item"],
-        "tokens_per_query": totals["tokens_per_item"], "cost_usd": round(cost, 8), "cost_per_query_usd": round(cost / n, 10),
+        "tokens_per_query": totals["tokens_per_item"], "cost_usd": None if cost is None else round(cost, 8),
+        "cost_per_query_usd": None if cost is None else round(cost / n, 10), "unknown_usage_calls": unknown,
     }
 
 

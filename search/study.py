@@ -393,6 +393,6 @@ async def _run_trial(trial, spec, store, study, dev, sizes, runtime, concurrency
 def _over(m: dict[str, Any], limit: PerQuery) -> str | None:
     if limit.tokens is not None and (m["tokens_per_query"] or 0) > limit.tokens:
         return f"{m['tokens_per_query']:.0f} tokens per query; the limit is {limit.tokens:g}"
-    if limit.usd is not None and m["cost_per_query_usd"] > limit.usd:
+    if limit.usd is not None and (m["cost_per_query_usd"] or 0.0) > limit.usd:  # unknown: the budget meters it
         return f"${m['cost_per_query_usd']:.6f} per query; the limit is ${limit.usd:g}"
     return None

@@ -42,8 +42,8 @@ class EvalResultRow(Base):
     output: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
-    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
-    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer, default=0)  # NULL: unknown
+    completion_tokens: Mapped[int | None] = mapped_column(Integer, default=0)
     cost_usd: Mapped[float | None] = mapped_column(Float)
     calls: Mapped[int] = mapped_column(Integer, default=0)
     cached_calls: Mapped[int] = mapped_column(Integer, default=0)

@@ -33,8 +33,8 @@ class EvalResult:
     error: str | None = None
     run_id: str | None = None
     latency_ms: float = 0.0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    prompt_tokens: int | None = 0  # None: unknown (a server did not report usage)
+    completion_tokens: int | None = 0
     cost_usd: float | None = None
     calls: int = 0
     cached_calls: int = 0

@@ -60,8 +60,10 @@ class Pricing:
         """The price of ``model`` on ``backend``: ``"backend/model"`` first, then ``"model"``."""
         return self.prices.get(f"{backend}/{model}") or self.prices.get(model)
 
-    def cost(self, backend: str, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
-        """Dollars for one call, or None when the price is unknown. Never raises."""
+    def cost(self, backend: str, model: str, prompt_tokens: int | None, completion_tokens: int | None) -> float | None:
+        """Dollars for one call, or None when the price or the usage (None tokens) is unknown. Never raises."""
+        if prompt_tokens is None or completion_tokens is None:
+            return None  # unknown usage is never priced as zero tokens
         if backend in _FREE_BACKENDS:
             return 0.0
         try:

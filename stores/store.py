@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Table, URL, create_engine, event, func, insert, make_url, select, update
+from sqlalchemy import Connection, Table, URL, and_, case, create_engine, event, func, insert, make_url, or_, select, update
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
@@ -60,8 +60,8 @@ class CallRecord:
     n: int = 1
     prompt_text: str = ""
     response_texts: list[str] = field(default_factory=list)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    prompt_tokens: int | None = 0  # None: unknown (the server did not report it), never 0
+    completion_tokens: int | None = 0
     cost_usd: float | None = None
     saved_usd: float | None = None
     latency_ms: float = 0.0
@@ -83,8 +83,8 @@ class CachedSample:
     model: str
     text: str
     logprobs: list[float] | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    prompt_tokens: int | None = 0
+    completion_tokens: int | None = 0
     cost_usd: float | None = None
 
 
@@ -183,10 +183,11 @@ class Store:
             select(
                 *kept,
                 func.count(_calls.c.id).label("calls"),
-                func.coalesce(func.sum(_calls.c.prompt_tokens), 0).label("prompt_tokens"),
-                func.coalesce(func.sum(_calls.c.completion_tokens), 0).label("completion_tokens"),
-                # SUM skips NULLs and is NULL when all are: unknown prices never hide known costs.
-                func.sum(_calls.c.cost_usd).label("cost_usd"),
+                _known_sum(_calls.c.prompt_tokens).label("prompt_tokens"),
+                _known_sum(_calls.c.completion_tokens).label("completion_tokens"),
+                # SUM skips NULLs and is NULL when all are: unknown prices never hide known costs. A call
+                # with unknown usage and no cost makes the total unknown: its cost was never zero.
+                case((func.sum(_UNPRICEABLE) > 0, None), else_=func.sum(_calls.c.cost_usd)).label("cost_usd"),
             )
             .select_from(r.outerjoin(_calls, _calls.c.run_id == r.c.id))
             .group_by(*kept)
@@ -200,18 +201,23 @@ class Store:
         """What the calls of these runs cost (``cost_usd``, paid) and saved (``saved_usd``, replayed from the cache).
 
         Their sum is what the runs would cost with no cache: a pipeline's own price, not this run's luck.
+        ``unknown_usage_calls`` counts calls (paid or replayed) whose usage the server never reported: their
+        cost is in neither sum.
         """
         cost = saved = 0.0
+        unknown = 0
         ids = [r for r in run_ids if r]
         with self._tx("summing run costs", write=False) as conn:
             for i in range(0, len(ids), 500):  # stay under every database's bound-parameter limit
                 row = conn.execute(
-                    select(func.coalesce(func.sum(_calls.c.cost_usd), 0.0), func.coalesce(func.sum(_calls.c.saved_usd), 0.0))
+                    select(func.coalesce(func.sum(_calls.c.cost_usd), 0.0), func.coalesce(func.sum(_calls.c.saved_usd), 0.0),
+                           func.coalesce(func.sum(_UNKNOWN_USAGE), 0))
                     .where(_calls.c.run_id.in_(ids[i:i + 500]))
                 ).one()
                 cost += float(row[0])
                 saved += float(row[1])
-        return {"cost_usd": cost, "saved_usd": saved}
+                unknown += int(row[2])
+        return {"cost_usd": cost, "saved_usd": saved, "unknown_usage_calls": unknown}
 
     def record_calls(self, rows: Sequence[CallRecord]) -> None:
         """Insert a batch of calls in one transaction; their texts are stored once per distinct text."""
@@ -439,6 +445,16 @@ def _parse_url(target: str | os.PathLike[str]) -> URL:
     return url
 
 
+# 1 for a call whose tokens the server did not report; _UNPRICEABLE if it also has no cost (a replay costs 0).
+_UNKNOWN_USAGE = case((or_(_calls.c.prompt_tokens.is_(None), _calls.c.completion_tokens.is_(None)), 1), else_=0)
+_UNPRICEABLE = case((and_(_UNKNOWN_USAGE == 1, _calls.c.cost_usd.is_(None)), 1), else_=0)
+
+
+def _known_sum(column: Any) -> Any:
+    """SUM of a token column, NULL (unknown) when any call's count is unknown; 0 over no calls."""
+    return case((func.count(_calls.c.id) == func.count(column), func.coalesce(func.sum(column), 0)), else_=None)
+
+
 _SAMPLE_FIELDS = tuple(f.name for f in fields(CachedSample))
 _SQLITE_CACHE_GET = (
     "SELECT key, sample, backend, model, text, logprobs, prompt_tokens, completion_tokens, cost_usd FROM cache WHERE key = ?"
@@ -460,12 +476,16 @@ def _run_dict(row: Any) -> dict[str, Any]:
     cost = row["cost_usd"]
     return {
         "id": row["id"], "pipeline": row["pipeline"], "status": row["status"], "calls": calls,
-        "prompt_tokens": int(row["prompt_tokens"]), "completion_tokens": int(row["completion_tokens"]),
+        "prompt_tokens": _int(row["prompt_tokens"]), "completion_tokens": _int(row["completion_tokens"]),
         # A run without calls cost nothing; NULL is kept for "some calls, no known price".
         "cost_usd": float(cost) if cost is not None else (0.0 if calls == 0 else None),
         "started_at": _iso(row["started_at"]), "finished_at": _iso(row["finished_at"]),
         "trial": row["trial"], "error": row["error"], "output": row["output"],
     }
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def _iso(value: datetime | None) -> str | None:

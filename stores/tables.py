@@ -97,8 +97,9 @@ class CallRow(Base):
     backend: Mapped[str] = mapped_column(String)
     model: Mapped[str] = mapped_column(String)
     n: Mapped[int] = mapped_column(Integer, default=1)
-    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
-    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    # NULL when the server did not report them: unknown, never counted as 0.
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer, default=0)
     # NULL when the price is unknown: a missing price never fails a run.
     cost_usd: Mapped[float | None] = mapped_column(Float)
     # For a cached call, what it would have cost (its own cost_usd is then 0).
@@ -134,7 +135,7 @@ class CacheRow(Base):
     model: Mapped[str] = mapped_column(String)
     text: Mapped[str] = mapped_column(Text)
     logprobs: Mapped[list[float] | None] = mapped_column(JSON(none_as_null=True))
-    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
-    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer, default=0)  # NULL: unknown
+    completion_tokens: Mapped[int | None] = mapped_column(Integer, default=0)
     cost_usd: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

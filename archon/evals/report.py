@@ -56,6 +56,10 @@ def summarize(results: list[dict[str, Any]], *, pipeline: str = "", benchmark: s
     values = [float(r["score"]) for r in ok]
     lo, hi = interval(values)
     costs = [r["cost_usd"] for r in results if r.get("cost_usd") is not None]
+    prompt, completion = _known_total(results, "prompt_tokens"), _known_total(results, "completion_tokens")
+    # An item whose tokens a server never reported, and so has no cost, leaves the total cost unknown.
+    unpriced = any(r.get("cost_usd") is None and (r.get("prompt_tokens", 0) is None or r.get("completion_tokens", 0) is None)
+                   for r in results)
     latencies = [float(r["latency_ms"]) for r in ok]
     n_all = len(results)
     calls = sum(int(r.get("calls") or 0) for r in results)
@@ -68,11 +72,11 @@ def summarize(results: list[dict[str, Any]], *, pipeline: str = "", benchmark: s
         "n": len(ok),
         "failed": len(failed),
         "score_failures_as_zero": round(sum(values) / n_all, 6) if n_all else None,
-        "cost_usd": round(sum(costs), 8) if costs else (0.0 if not results else None),
-        "cost_per_item_usd": round(sum(costs) / n_all, 8) if costs and n_all else None,
-        "prompt_tokens": sum(int(r.get("prompt_tokens") or 0) for r in results),
-        "completion_tokens": sum(int(r.get("completion_tokens") or 0) for r in results),
-        "tokens_per_item": round(sum(int(r.get("prompt_tokens") or 0) + int(r.get("completion_tokens") or 0) for r in results) / n_all, 2) if n_all else None,
+        "cost_usd": None if unpriced else round(sum(costs), 8) if costs else (0.0 if not results else None),
+        "cost_per_item_usd": round(sum(costs) / n_all, 8) if costs and n_all and not unpriced else None,
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "tokens_per_item": round((prompt + completion) / n_all, 2) if n_all and prompt is not None and completion is not None else None,
         "calls": calls,
         "calls_per_item": round(calls / n_all, 3) if n_all else None,
         "cached_calls": sum(int(r.get("cached_calls") or 0) for r in results),
@@ -83,6 +87,12 @@ def summarize(results: list[dict[str, Any]], *, pipeline: str = "", benchmark: s
         "warnings": [w for w in [optimism_warning(scoring_visible)] if w],
     }
     return out
+
+
+def _known_total(results: list[dict[str, Any]], key: str) -> int | None:
+    """The sum of a token count, None (unknown) when any item's is unknown, never counted as 0."""
+    values = [r.get(key, 0) for r in results]
+    return None if any(v is None for v in values) else sum(int(v) for v in values)
 
 
 def compare(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> dict[str, Any]:
@@ -111,12 +121,18 @@ def _fmt(v: Any, pct: bool = False) -> str:
     return f"{v:.1%}" if pct else f"{v}"
 
 
+def _fmt_tokens(s: dict[str, Any]) -> str:
+    if s["prompt_tokens"] is None or s["completion_tokens"] is None:
+        return "unknown (a server did not report usage)"
+    return f"{s['prompt_tokens']}+{s['completion_tokens']}"
+
+
 def format_summary(s: dict[str, Any]) -> str:
     cost = "unknown" if s["cost_usd"] is None else f"${s['cost_usd']:.6f}"
     lines = [
         f"{s['pipeline']} on {s['benchmark']}: score {_fmt(s['score'], True)} "
         f"(95% CI {_fmt(s['ci_low'], True)} - {_fmt(s['ci_high'], True)}), n={s['n']}, failed={s['failed']}",
-        f"  cost {cost} ({_fmt(s['cost_per_item_usd'])} per item), tokens {s['prompt_tokens']}+{s['completion_tokens']} "
+        f"  cost {cost} ({_fmt(s['cost_per_item_usd'])} per item), tokens {_fmt_tokens(s)} "
         f"({_fmt(s['tokens_per_item'])} per item), calls {s['calls']} ({_fmt(s['calls_per_item'])} per item, {s['cached_calls']} cached)",
         f"  latency per item p50 {_fmt(s['latency_p50_ms'])} ms, p95 {_fmt(s['latency_p95_ms'])} ms",
     ]

@@ -145,9 +145,9 @@ def _speaker(m: ChatMessage) -> str:
 class UsageInfo(BaseModel):
     """Tokens summed over every model call the pipeline made for this request (cache replays included)."""
 
-    prompt_tokens: int = Field(..., description="Prompt tokens over all calls.")
-    completion_tokens: int = Field(..., description="Completion tokens over all calls.")
-    total_tokens: int = Field(..., description="Their sum.")
+    prompt_tokens: int | None = Field(..., description="Prompt tokens over all calls; null when a server did not report them.")
+    completion_tokens: int | None = Field(..., description="Completion tokens over all calls; null when a server did not report them.")
+    total_tokens: int | None = Field(..., description="Their sum; null when either is unknown.")
 
 
 class ArchonInfo(BaseModel):

@@ -1,0 +1,50 @@
+"""Is the process that started a run still alive? The store's answer for runs left 'running'.
+
+A run records its host and pid. On the same host the process table answers; a pid reused by a later
+process (a restarted container is pid 1 again, under the same host name) is told apart by its start
+time, read from /proc on Linux. Other hosts' runs are judged by their heartbeat (see Store).
+"""
+
+from __future__ import annotations
+
+__all__ = ["hostname", "process_gone"]
+
+import os
+import socket
+from datetime import datetime, timedelta, timezone
+
+# Process start times come from the boot time and a tick count: allow for the clock's rounding and drift.
+_SLACK = timedelta(seconds=5)
+
+
+def hostname() -> str:
+    return socket.gethostname()
+
+
+def process_gone(pid: int, since: datetime) -> bool:
+    """True when no process ``pid`` exists here that was already running at ``since`` (aware UTC).
+
+    False when unsure: a live run is never marked interrupted on a guess.
+    """
+    if os.name != "posix" or pid <= 0:
+        return False  # on Windows os.kill(pid, 0) would end the process
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        pass  # PermissionError: it exists, under another user
+    started = _start_time(pid)
+    return started is not None and started > since + _SLACK
+
+
+def _start_time(pid: int) -> datetime | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            # The command name (field 2) may hold spaces and parentheses: count fields after the last ')'.
+            ticks = int(f.read().rsplit(b")", 1)[1].split()[19])
+        with open("/proc/stat", "rb") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith(b"btime "))
+        return datetime.fromtimestamp(boot + ticks / os.sysconf("SC_CLK_TCK"), timezone.utc)
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None

@@ -64,8 +64,11 @@ def head_revision() -> str:
 
 
 def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
-    """Only Archon's tables take part in migrations; Optuna's and anyone else's are not ours."""
-    return type_ != "table" or name in Base.metadata.tables or name == VERSION_TABLE
+    """Only Archon's tables take part in migrations; Optuna's and anyone else's are not ours.
+
+    (Alembic leaves its version table, ``VERSION_TABLE`` here, out by itself.)
+    """
+    return type_ != "table" or name in Base.metadata.tables
 
 
 def current_revision(conn: Connection) -> str | None:

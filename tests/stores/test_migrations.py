@@ -37,13 +37,15 @@ def landed_pipeline() -> tuple[Pipeline, FunctionBackend]:
     return p, FunctionBackend(lambda req, k: "fused" if "Candidate responses" in req.prompt_text() else f"draft {k}")
 
 
-def landed_copy(db_url: str) -> None:
+def landed_copy(db_url: str, tmp_path: Path) -> None:
     """Put the landed main's store into the empty database at ``db_url``, as main left it (no version table)."""
     if db_url.startswith("sqlite"):
         shutil.copy(FIXTURE, db_url.removeprefix("sqlite:///"))
         return
-    # PostgreSQL: the first revision's tables, then the fixture's rows copied over.
-    engine, old = create_engine(db_url), create_engine(f"sqlite:///{FIXTURE}")
+    # PostgreSQL: the first revision's tables, then the fixture's rows copied over. The file is in
+    # WAL mode, so even reading it writes beside it: read a copy.
+    copy = shutil.copy(FIXTURE, tmp_path / "landed.db")
+    engine, old = create_engine(db_url), create_engine(f"sqlite:///{copy}")
     try:
         with engine.begin() as conn:
             command.upgrade(alembic_config(conn), "0001_landed")
@@ -62,8 +64,8 @@ def landed_copy(db_url: str) -> None:
         old.dispose()
 
 
-def test_landed_store_upgrades_in_place(db_url):
-    landed_copy(db_url)
+def test_landed_store_upgrades_in_place(db_url, tmp_path):
+    landed_copy(db_url, tmp_path)
     with Store(db_url) as store:
         with store.engine.connect() as conn:
             assert current_revision(conn) == head_revision()

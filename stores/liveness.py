@@ -7,7 +7,7 @@ time, read from /proc on Linux. Other hosts' runs are judged by their heartbeat 
 
 from __future__ import annotations
 
-__all__ = ["hostname", "process_gone"]
+__all__ = ["hostname", "interrupted_because", "process_gone"]
 
 import os
 import socket
@@ -36,6 +36,23 @@ def process_gone(pid: int, since: datetime) -> bool:
         pass  # PermissionError: it exists, under another user
     started = _start_time(pid)
     return started is not None and started > since + _SLACK
+
+
+def interrupted_because(host: str | None, pid: int | None, started_at: datetime, heartbeat_at: datetime | None,
+                        stale_before: datetime) -> str | None:
+    """Why a run still marked 'running' must have been interrupted, or None while it may be alive.
+
+    On this host the process table decides; a run from another host, or from before runs recorded
+    their host, is given up when its last sign of life is older than ``stale_before``.
+    """
+    if host == hostname() and pid:
+        return f"interrupted: its process (pid {pid} on {host}) ended before the run finished" \
+            if process_gone(pid, started_at) else None
+    last = heartbeat_at or started_at
+    if last >= stale_before:
+        return None
+    where = f"pid {pid} on {host}" if host else "a process that recorded no host"
+    return f"interrupted: no sign of life from its process ({where}) since {last.isoformat(timespec='seconds')}"
 
 
 def _start_time(pid: int) -> datetime | None:

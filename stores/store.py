@@ -33,7 +33,7 @@ from sqlalchemy.pool import StaticPool
 
 from archon.exceptions import ConfigError, MissingDependency, RunFailed, UserError
 
-from .liveness import hostname, process_gone
+from .liveness import interrupted_because
 from .schema import ensure_schema
 from .tables import CacheRow, CallRow, RunRow, TextRow, utcnow
 
@@ -134,11 +134,11 @@ class Store:
         return run_id
 
     def mark_interrupted(self, stale_after: timedelta = STALE_AFTER) -> list[str]:
-        """Mark the runs left 'running' by a process that died as 'interrupted'; their ids.
+        """Mark the runs left 'running' by a process that died as 'interrupted'; returns their ids.
 
         On this host a run is interrupted when its process is gone; a run from another host (or
-        from before runs recorded their host) when its heartbeat is older than ``stale_after``.
-        Called once when a store opens. A run marked wrongly (a slow one elsewhere) is set right
+        from before runs recorded their host) when its heartbeat is older than ``stale_after``
+        (see ``liveness.interrupted_because``). Called once when a store opens. A run marked wrongly (a slow one elsewhere) is set right
         when it finishes: finishing overwrites the status.
         """
         cols = (_runs.c.id, _runs.c.host, _runs.c.pid, _runs.c.started_at, _runs.c.heartbeat_at)
@@ -146,15 +146,17 @@ class Store:
             running = conn.execute(select(*cols).where(_runs.c.status == "running")).all()
         if not running:
             return []
-        here, cutoff = hostname(), utcnow() - stale_after
-        gone = {r.id: r for r in running if (process_gone(r.pid, r.started_at) if r.host == here and r.pid
-                                               else (r.heartbeat_at or r.started_at) < cutoff)}
-        with self._tx("marking interrupted runs") as conn:
-            for run_id, r in gone.items():
-                where = f"pid {r.pid} on {r.host}" if r.host else "an earlier Archon"
-                conn.execute(update(_runs).where(_runs.c.id == run_id, _runs.c.status == "running").values(
-                    status="interrupted", error=f"interrupted: the process running it ({where}) stopped before it finished"))
-        return list(gone)
+        cutoff = utcnow() - stale_after
+        gone = {r.id: why for r in running if (why := interrupted_because(r.host, r.pid, r.started_at, r.heartbeat_at, cutoff))}
+        marked = []
+        if gone:
+            with self._tx("marking interrupted runs") as conn:
+                for run_id, why in gone.items():
+                    # Only while still 'running': the run may have finished since it was read.
+                    if conn.execute(update(_runs).where(_runs.c.id == run_id, _runs.c.status == "running")
+                                    .values(status="interrupted", error=why)).rowcount:
+                        marked.append(run_id)
+        return marked
 
     def heartbeat(self, run_ids: Sequence[str]) -> None:
         """Note that these runs are alive now, so other hosts do not take them for interrupted."""

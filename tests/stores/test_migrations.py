@@ -19,7 +19,7 @@ from sqlalchemy import MetaData, create_engine, insert, inspect, select, text
 from archon import ConfigError, Pipeline, run
 from backends.doubles import FunctionBackend
 from stores import Store
-from stores.schema import VERSION_TABLE, alembic_config, current_revision, head_revision, include_name
+from stores.schema import HEAD, REVISIONS, VERSION_TABLE, alembic_config, current_revision, include_name
 from stores.tables import Base
 
 FIXTURE = Path(__file__).parent / "fixtures" / "landed_main.db"
@@ -68,7 +68,7 @@ def test_landed_store_upgrades_in_place(db_url, tmp_path):
     landed_copy(db_url, tmp_path)
     with Store(db_url) as store:
         with store.engine.connect() as conn:
-            assert current_revision(conn) == head_revision()
+            assert current_revision(conn) == HEAD
         runs = {r["id"]: r for r in store.runs()}
         assert {i for i, r in runs.items() if r["status"] == "ok"} == OK_RUNS
         # The landed code had no liveness columns; its run started long ago and never finished.
@@ -100,9 +100,39 @@ def test_migrations_build_the_models_schema(db_url, path):
             ctx = MigrationContext.configure(conn, opts={
                 "include_name": include_name, "compare_type": True, "version_table": VERSION_TABLE})
             assert compare_metadata(ctx, Base.metadata) == []
-            assert current_revision(conn) == head_revision()
+            assert current_revision(conn) == HEAD
     finally:
         engine.dispose()
+
+
+def test_a_store_stamped_without_alembic_downgrades_and_upgrades_with_it(db_url):
+    Store(db_url).close()
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "0001_landed")
+        assert "host" not in {c["name"] for c in inspect(conn).get_columns("runs")}
+    Store(db_url).close()
+    with engine.connect() as conn:
+        assert current_revision(conn) == HEAD
+        assert "host" in {c["name"] for c in inspect(conn).get_columns("runs")}
+    engine.dispose()
+
+
+def test_revisions_match_the_scripts():
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(alembic_config())
+    assert scripts.get_heads() == [HEAD]
+    assert [r.revision for r in reversed(list(scripts.walk_revisions()))] == list(REVISIONS)
+
+
+def test_store_opens_without_importing_alembic(tmp_path):
+    """Half a second of import on every command: a new store and one at the latest revision need none."""
+    code = ("import sys; from stores import Store; Store(sys.argv[1]).close(); Store(sys.argv[1]).close(); "
+            "print('alembic' in sys.modules)")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "a.db")], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.stdout.strip() == "False", proc.stderr
 
 
 def test_newer_store_is_refused(db_url):
@@ -114,7 +144,7 @@ def test_newer_store_is_refused(db_url):
     with pytest.raises(ConfigError) as err:
         Store(db_url)
     msg = str(err.value)
-    assert "9999_future" in msg and head_revision() in msg and "upgrade Archon" in msg
+    assert "9999_future" in msg and HEAD in msg and "upgrade Archon" in msg
     assert db_url.split("/")[-1] in msg
 
 
@@ -144,7 +174,7 @@ def test_optuna_tables_are_left_alone(db_url):
     Store(db_url).close()
     with engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == optuna_version
-        assert current_revision(conn) == head_revision()
+        assert current_revision(conn) == HEAD
         tables = set(inspect(conn).get_table_names())
     engine.dispose()
     assert {"studies", "trials", "runs", "calls", VERSION_TABLE} <= tables

@@ -3,11 +3,14 @@
 A run records its host and pid. On the same host the process table answers; a pid reused by a later
 process (a restarted container is pid 1 again, under the same host name) is told apart by its start
 time, read from /proc on Linux. Other hosts' runs are judged by their heartbeat (see Store).
+
+"The same host" means the same process table: containers sharing the machine's host name (host
+networking) each have their own pids, so on Linux the host id also names the PID namespace.
 """
 
 from __future__ import annotations
 
-__all__ = ["hostname", "interrupted_because", "process_gone"]
+__all__ = ["host_id", "interrupted_because", "process_gone"]
 
 import os
 import socket
@@ -17,8 +20,12 @@ from datetime import datetime, timedelta, timezone
 _SLACK = timedelta(seconds=5)
 
 
-def hostname() -> str:
-    return socket.gethostname()
+def host_id() -> str:
+    """Where a pid means something: the host name, and on Linux the PID namespace ("web1 pid:[4026531836]")."""
+    try:
+        return f"{socket.gethostname()} {os.readlink('/proc/self/ns/pid')}"
+    except OSError:
+        return socket.gethostname()
 
 
 def process_gone(pid: int, since: datetime) -> bool:
@@ -45,7 +52,7 @@ def interrupted_because(host: str | None, pid: int | None, started_at: datetime,
     On this host the process table decides; a run from another host, or from before runs recorded
     their host, is given up when its last sign of life is older than ``stale_before``.
     """
-    if host == hostname() and pid:
+    if host == host_id() and pid:
         return f"interrupted: its process (pid {pid} on {host}) ended before the run finished" \
             if process_gone(pid, started_at) else None
     last = heartbeat_at or started_at

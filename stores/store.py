@@ -16,6 +16,7 @@ __all__ = ["DB_URL_ENV", "DEFAULT_DB_URL", "STALE_AFTER", "CachedSample", "CallR
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import sqlite3
@@ -36,6 +37,8 @@ from archon.exceptions import ConfigError, MissingDependency, RunFailed, UserErr
 from .liveness import interrupted_because
 from .schema import ensure_schema
 from .tables import CacheRow, CallRow, RunRow, TextRow, utcnow
+
+_log = logging.getLogger("archon.store")
 
 DB_URL_ENV = "ARCHON_DB_URL"
 DEFAULT_DB_URL = "sqlite:///./archon.db"
@@ -123,7 +126,11 @@ class Store:
         self._create_tables()
         # SQLite files get a fast read path for cache lookups (see _cache_get_sqlite).
         self._raw_reads = threading.local() if self.dialect == "sqlite" and not memory else None
-        self.mark_interrupted()
+        try:
+            self.mark_interrupted()
+        except RunFailed as exc:
+            # Bookkeeping, not the caller's job: a read-only or busy database still opens.
+            _log.warning("could not mark interrupted runs: %s", exc)
 
     def start_run(self, pipeline: str, input_text: str, trial: int | None = None, run_id: str | None = None) -> str:
         run_id = run_id or uuid.uuid4().hex

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from .liveness import hostname
+from .liveness import host_id
 
 
 def utcnow() -> datetime:
@@ -87,7 +87,7 @@ class RunRow(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Filled in at insert (every writer gets them without passing them), so that a later open can tell
     # a run still in progress from one whose process died: see Store.mark_interrupted.
-    host: Mapped[str | None] = mapped_column(String, default=hostname)
+    host: Mapped[str | None] = mapped_column(String, default=host_id)
     pid: Mapped[int | None] = mapped_column(Integer, default=lambda: os.getpid())
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=utcnow)
 

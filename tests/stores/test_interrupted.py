@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -14,7 +15,7 @@ import pytest
 from sqlalchemy import insert
 
 from stores import Store
-from stores.liveness import hostname
+from stores.liveness import host_id
 from stores.tables import RunRow, utcnow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +40,7 @@ def test_run_of_a_dead_process_is_interrupted(db_url):
     with Store(db_url) as store:
         (run,) = store.runs()
     assert (run["id"], run["status"]) == (run_id, "interrupted")
-    assert f"on {hostname()}" in run["error"]
+    assert f"on {host_id()}" in run["error"]
     cli = subprocess.run([sys.executable, "-m", "archon", "runs", "--json", "--db", db_url],
                          capture_output=True, text=True, env=env, timeout=60)
     assert cli.returncode == 0, cli.stderr
@@ -51,10 +52,13 @@ def test_live_runs_stay_running(store):
     old = utcnow() - timedelta(hours=2)
     add_run(store, "elsewhere-live", host="other-host", pid=1, started_at=old, heartbeat_at=utcnow())
     add_run(store, "elsewhere-stale", host="other-host", pid=1, started_at=old, heartbeat_at=old)
+    # Another container with this machine's host name (host networking): its pids are not ours to check.
+    add_run(store, "other-pid-namespace", host=f"{socket.gethostname()} pid:[1]", pid=2**22 + 1, heartbeat_at=utcnow())
     add_run(store, "legacy-recent", host=None, pid=None, heartbeat_at=None)
     add_run(store, "legacy-old", host=None, pid=None, heartbeat_at=None, started_at=old)
     assert sorted(store.mark_interrupted()) == ["elsewhere-stale", "legacy-old"]
     assert statuses(store) == {mine: "running", "elsewhere-live": "running", "legacy-recent": "running",
+                               "other-pid-namespace": "running",
                                "elsewhere-stale": "interrupted", "legacy-old": "interrupted"}
     assert store.mark_interrupted() == []
 
@@ -70,7 +74,7 @@ def test_heartbeat_keeps_a_long_run_alive(store):
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="process start times come from /proc")
 def test_a_reused_pid_does_not_keep_a_run_alive(store):
     """A restarted container is pid 1 again under the same host name: the pid alone proves nothing."""
-    add_run(store, "before-restart", host=hostname(), pid=os.getpid(),
+    add_run(store, "before-restart", host=host_id(), pid=os.getpid(),
             started_at=datetime(2020, 1, 1, tzinfo=timezone.utc))
     assert store.mark_interrupted() == ["before-restart"]
 

@@ -145,8 +145,8 @@ class Store:
 
         On this host a run is interrupted when its process is gone; a run from another host (or
         from before runs recorded their host) when its heartbeat is older than ``stale_after``
-        (see ``liveness.interrupted_because``). Called once when a store opens. A run marked wrongly (a slow one elsewhere) is set right
-        when it finishes: finishing overwrites the status.
+        (see ``liveness.interrupted_because``). Called once when a store opens. A run marked wrongly
+        (a slow one elsewhere) is set right when it finishes: finishing overwrites the status.
         """
         cols = (_runs.c.id, _runs.c.host, _runs.c.pid, _runs.c.started_at, _runs.c.heartbeat_at)
         with self._tx("looking for interrupted runs", write=False) as conn:

@@ -11,34 +11,39 @@ fix), a failure while running is ``RunFailed`` (exit 1).
 
 from __future__ import annotations
 
-__all__ = ["DB_URL_ENV", "DEFAULT_DB_URL", "CachedSample", "CallRecord", "Store", "get_store"]
+__all__ = ["DB_URL_ENV", "DEFAULT_DB_URL", "STALE_AFTER", "CachedSample", "CallRecord", "Store", "get_store"]
 
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import sqlite3
 import threading
-import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Table, URL, and_, case, create_engine, event, func, insert, make_url, or_, select, update
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from archon.exceptions import ConfigError, MissingDependency, RunFailed, UserError
 
-from . import eval_tables  # noqa: F401  (registers the eval tables with Base before create_all)
-from .tables import Base, CacheRow, CallRow, RunRow, TextRow, utcnow
+from .liveness import interrupted_because
+from .schema import ensure_schema
+from .tables import CacheRow, CallRow, RunRow, TextRow, utcnow
+
+_log = logging.getLogger("archon.store")
 
 DB_URL_ENV = "ARCHON_DB_URL"
 DEFAULT_DB_URL = "sqlite:///./archon.db"
+# How long a run from another host may go without a heartbeat before it counts as interrupted.
+STALE_AFTER = timedelta(hours=1)
 
 _runs: Table = RunRow.__table__  # type: ignore[assignment]
 _calls: Table = CallRow.__table__  # type: ignore[assignment]
@@ -121,6 +126,11 @@ class Store:
         self._create_tables()
         # SQLite files get a fast read path for cache lookups (see _cache_get_sqlite).
         self._raw_reads = threading.local() if self.dialect == "sqlite" and not memory else None
+        try:
+            self.mark_interrupted()
+        except RunFailed as exc:
+            # Bookkeeping, not the caller's job: a read-only or busy database still opens.
+            _log.warning("could not mark interrupted runs: %s", exc)
 
     def start_run(self, pipeline: str, input_text: str, trial: int | None = None, run_id: str | None = None) -> str:
         run_id = run_id or uuid.uuid4().hex
@@ -129,6 +139,41 @@ class Store:
         with self._tx("starting a run") as conn:
             conn.execute(insert(_runs), row)
         return run_id
+
+    def mark_interrupted(self, stale_after: timedelta = STALE_AFTER) -> list[str]:
+        """Mark the runs left 'running' by a process that died as 'interrupted'; returns their ids.
+
+        On this host a run is interrupted when its process is gone; a run from another host (or
+        from before runs recorded their host) when its heartbeat is older than ``stale_after``
+        (see ``liveness.interrupted_because``). Called once when a store opens. A run marked wrongly
+        (a slow one elsewhere) is set right when it finishes: finishing overwrites the status.
+        """
+        cols = (_runs.c.id, _runs.c.host, _runs.c.pid, _runs.c.started_at, _runs.c.heartbeat_at)
+        with self._tx("looking for interrupted runs", write=False) as conn:
+            running = conn.execute(select(*cols).where(_runs.c.status == "running")).all()
+        if not running:
+            return []
+        cutoff = utcnow() - stale_after
+        gone = {r.id: why for r in running if (why := interrupted_because(r.host, r.pid, r.started_at, r.heartbeat_at, cutoff))}
+        marked = []
+        if gone:
+            with self._tx("marking interrupted runs") as conn:
+                for run_id, why in gone.items():
+                    # Only while still 'running': the run may have finished since it was read.
+                    if conn.execute(update(_runs).where(_runs.c.id == run_id, _runs.c.status == "running")
+                                    .values(status="interrupted", error=why)).rowcount:
+                        marked.append(run_id)
+        return marked
+
+    def heartbeat(self, run_ids: Sequence[str]) -> None:
+        """Note that these runs are alive now, so other hosts do not take them for interrupted."""
+        ids = [r for r in run_ids if r]
+        if not ids:
+            return
+        with self._tx("noting live runs") as conn:
+            for i in range(0, len(ids), 500):  # stay under every database's bound-parameter limit
+                conn.execute(update(_runs).where(_runs.c.id.in_(ids[i:i + 500]), _runs.c.status == "running")
+                             .values(heartbeat_at=utcnow()))
 
     def finish_run(self, run_id: str, status: str, output: str | None = None, error: str | None = None) -> None:
         self.write(finishes=[(run_id, status, output, error)])
@@ -362,22 +407,17 @@ class Store:
         return engine
 
     def _create_tables(self) -> None:
-        for attempt in range(5):
-            try:
-                Base.metadata.create_all(self.engine)
-                return
-            except OperationalError as exc:
-                raise ConfigError(
-                    f"cannot open the database {self._shown}: {_reason(exc)}; check that the server is "
-                    f"running and the URL (--db or {DB_URL_ENV}) is right, or {_URL_HELP}"
-                ) from exc
-            except (IntegrityError, ProgrammingError) as exc:
-                # Workers starting together race to create the tables on PostgreSQL; the loser retries.
-                if attempt == 4:
-                    raise ConfigError(f"cannot create the tables in {self._shown}: {_reason(exc)}") from exc
-                time.sleep(0.05 * (attempt + 1))
-            except SQLAlchemyError as exc:
-                raise ConfigError(f"cannot open the database {self._shown}: {_reason(exc)}") from exc
+        # Creates a new database's tables, or upgrades an older one in place (stores/schema.py); a
+        # lock there makes workers opening a new PostgreSQL database together take turns.
+        try:
+            ensure_schema(self.engine, self._reader, self._shown)
+        except OperationalError as exc:
+            raise ConfigError(
+                f"cannot open the database {self._shown}: {_reason(exc)}; check that the server is "
+                f"running and the URL (--db or {DB_URL_ENV}) is right, or {_URL_HELP}"
+            ) from exc
+        except SQLAlchemyError as exc:
+            raise ConfigError(f"cannot open the database {self._shown}: {_reason(exc)}") from exc
 
     @contextlib.contextmanager
     def _tx(self, action: str, *, write: bool = True) -> Iterator[Connection]:

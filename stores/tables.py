@@ -6,6 +6,8 @@ cached request). Later tables (eval items and results, ...) subclass ``Base`` so
 ``Base.metadata.create_all`` creates them too; the module defining them must be imported before the
 store is opened.
 
+Changing a table needs a new revision in stores/migrations/versions/ (see stores/schema.py).
+
 Optuna keeps its own tables (``studies``, ``trials``, ``trial_*``, ``study_*``, ``version_info``,
 ``alembic_version``) in the same database when a search uses it: never reuse those names.
 """
@@ -14,12 +16,15 @@ from __future__ import annotations
 
 __all__ = ["Base", "CacheRow", "CallRow", "RunRow", "TextRow", "UTCDateTime", "utcnow"]
 
+import os
 from datetime import datetime, timezone
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, MetaData, String, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+from .liveness import host_id
 
 
 def utcnow() -> datetime:
@@ -73,13 +78,18 @@ class RunRow(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)  # uuid4().hex
     pipeline: Mapped[str] = mapped_column(String)
-    status: Mapped[str] = mapped_column(String(16))  # "running" | "ok" | "error"
+    status: Mapped[str] = mapped_column(String(16), index=True)  # "running" | "ok" | "error" | "interrupted"
     input: Mapped[str] = mapped_column(Text)
     output: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     trial: Mapped[int | None] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Filled in at insert (every writer gets them without passing them), so that a later open can tell
+    # a run still in progress from one whose process died: see Store.mark_interrupted.
+    host: Mapped[str | None] = mapped_column(String, default=host_id)
+    pid: Mapped[int | None] = mapped_column(Integer, default=lambda: os.getpid())
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class CallRow(Base):

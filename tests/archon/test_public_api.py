@@ -15,6 +15,7 @@ MODULES = [
     "operators.verify", "operators.vote", "operators.route", "operators.unit_test", "operators.code_tests",
     "operators.answers", "operators.retrieve", "archon.serve", "archon.serve.app", "archon.serve.protocol",
     "archon.serve.streaming", "archon.serve.guard", "archon.serve.errors", "archon.serve.settings", "backends.budget",
+    "stores.schema", "stores.liveness",
 ]
 
 

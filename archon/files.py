@@ -23,14 +23,16 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from yaml.composer import ComposerError
+from yaml.composer import Composer, ComposerError
+from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, SequenceNode
+from yaml.resolver import Resolver
 
 from archon.exceptions import SpecError
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
 MAX_DEPTH = 64
-MAX_VALUES = 100_000
+MAX_VALUES = 50_000
 
 
 def read_text(path: str | Path, what: str, *, limit: int | None = MAX_FILE_BYTES) -> str:
@@ -60,30 +62,55 @@ def utf8_error(data: bytes, exc: UnicodeDecodeError) -> str:
             f"save the file as UTF-8 (a Latin-1 or binary file cannot be read).")
 
 
-class _BoundedLoader(yaml.SafeLoader):
-    """SafeLoader that stops composing past ``MAX_DEPTH`` levels or ``MAX_VALUES`` nodes.
+class _Bounded:
+    """Composes nodes in Python, stopping past ``MAX_DEPTH`` levels or ``MAX_VALUES`` nodes.
 
     PyYAML composes recursively, so deep nesting would otherwise end in RecursionError; the count
     keeps a huge flat file from composing for minutes before the expansion check below runs.
     """
 
-    def __init__(self, stream: str):
-        super().__init__(stream)
-        self._depth = 0
-        self._count = 0
+    _depth = 0
+    _count = 0
 
     def compose_node(self, parent: Node | None, index: Any) -> Node:
         self._count += 1
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH or self._count > MAX_VALUES:
-                mark = self.peek_event().start_mark
+                mark = self.peek_event().start_mark  # type: ignore[attr-defined]
                 problem = (f"nested more than {MAX_DEPTH} levels deep" if self._depth > MAX_DEPTH
                            else f"more than {MAX_VALUES} values")
                 raise ComposerError(None, None, problem, mark)
-            return super().compose_node(parent, index)
+            return Composer.compose_node(self, parent, index)  # type: ignore[arg-type]
         finally:
             self._depth -= 1
+
+
+if getattr(yaml, "__with_libyaml__", False):
+    from yaml.cyaml import CParser
+
+    class _BoundedLoader(_Bounded, CParser, Composer, SafeConstructor, Resolver):  # type: ignore[misc]
+        """libyaml scans and parses (pure-Python scanning takes seconds per MB); Python composes,
+        pulling events lazily, so a 50,000-bracket line stops at level 65."""
+
+        def __init__(self, stream: str):
+            CParser.__init__(self, stream)
+            Composer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+
+        # CParser composes in C, without the bounds: use Composer's, which call compose_node above.
+        get_single_node = Composer.get_single_node
+        compose_document = Composer.compose_document
+        compose_scalar_node = Composer.compose_scalar_node
+        compose_sequence_node = Composer.compose_sequence_node
+        compose_mapping_node = Composer.compose_mapping_node
+
+        def dispose(self) -> None:
+            CParser.dispose(self)
+else:  # pragma: no cover - PyYAML built without libyaml
+    class _BoundedLoader(_Bounded, yaml.SafeLoader):  # type: ignore[no-redef]
+        pass
 
 
 def _children(node: Node) -> list[Node]:
@@ -132,8 +159,9 @@ def _check_expansion(root: Node, source: str) -> None:
 
 def load_yaml(text: str, source: str) -> Any:
     """The data of a YAML (or JSON) document, bounded as the module docstring says; errors are SpecErrors."""
-    loader = _BoundedLoader(text)
+    loader = None
     try:
+        loader = _BoundedLoader(text)
         root = loader.get_single_node()
         if root is None:
             return None
@@ -146,7 +174,8 @@ def load_yaml(text: str, source: str) -> Any:
     except (ValueError, OverflowError) as exc:  # a 5000-digit integer, a date such as 2024-13-45
         raise SpecError(f"{source}: a value cannot be read: {exc}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     found = find_surrogate(data)
     if found is not None:
         raise SpecError(f"{source}: {found}")

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from archon.exceptions import SpecError, suggest
 from archon.graph import node_id_problem
-from archon.registry import get_operator, operator_kinds
+from archon.registry import backend_kinds, get_operator, operator_kinds
 from backends.presets import BackendSpec, missing_base_url
 from operators.base import OpConfig
 
@@ -125,7 +125,10 @@ def parse_pipeline(
         except ValidationError as exc:
             problems += [f"{source}: backend '{name}': {m}" for m in _messages(exc, BackendSpec.model_fields)]
             continue
-        if problem := missing_base_url(str(name), spec):
+        if spec.kind not in backend_kinds():
+            problems.append(f"{source}: backend '{name}': field 'kind': unknown kind '{spec.kind}'.{suggest(spec.kind, backend_kinds())} "
+                            f"Valid kinds: {', '.join(backend_kinds())}")
+        elif problem := missing_base_url(str(name), spec):
             problems.append(f"{source}: {problem}")
 
     nodes: list[NodeSpec] = []

@@ -86,17 +86,23 @@ def run(
 
 
 def _read_input(text: str | None, path: Path | None) -> str:
+    from archon.files import find_surrogate, read_text, utf8_error
+
     if text is not None and path is not None:
         raise UserError("give either --input or --input-file, not both.")
     if path is not None:
-        try:
-            return path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise UserError(f"{path}: cannot read the input file ({exc.strerror}).") from exc
+        return read_text(path, "input")
     if text is not None:
+        # Python decodes argv bytes that are not UTF-8 to lone surrogates, which no store can write.
+        if find_surrogate(text):
+            raise UserError("--input holds bytes that are not UTF-8; pass UTF-8 text, or use --input-file.")
         return text
     if not sys.stdin.isatty():
-        data = sys.stdin.read()
+        raw = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+        try:
+            data = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UserError(f"standard input: {utf8_error(raw, exc)}") from None
         if data.strip():
             return data
     raise UserError("no query: give --input TEXT, --input-file FILE, or pipe the query on standard input.")

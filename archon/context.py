@@ -23,7 +23,7 @@ from archon.exceptions import BackendResponseError, ConfigError, suggest
 from archon.graph import parse_model_ref
 from backends.base import Backend, CallMeta, Completion, CompletionRequest, can_stream
 from backends.budget import Budget, BudgetedBackend
-from backends.presets import BackendSpec, resolve_backend_specs
+from backends.presets import BackendSpec, missing_base_url, resolve_backend_specs
 from backends.wrappers import CachedBackend, CallLog, LimitedBackend, RecordingBackend
 
 if TYPE_CHECKING:
@@ -88,6 +88,8 @@ class Runtime:
             if name not in self.specs:
                 valid = sorted(set(self.specs) | set(self._given))
                 raise ConfigError(f"unknown backend '{name}'.{suggest(name, valid)} Valid backends: {', '.join(valid)}")
+            if problem := missing_base_url(name, spec):  # never let the client default to OpenAI's URL
+                raise ConfigError(problem)
             raw = get_backend_class(spec.kind)(name, spec)
             self._raw.append(raw)
         chain: Backend = RetryingBackend(raw, max_retries=spec.max_retries, max_wait=spec.max_retry_wait)

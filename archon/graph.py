@@ -6,7 +6,7 @@ not depend on each other run in the same LangGraph step, concurrently.
 
 from __future__ import annotations
 
-__all__ = ["check_graph", "compile_graph", "depth", "parse_model_ref"]
+__all__ = ["check_graph", "compile_graph", "depth", "node_id_problem", "parse_model_ref"]
 
 from graphlib import CycleError, TopologicalSorter
 from typing import TYPE_CHECKING, Annotated, Any, TypedDict
@@ -24,6 +24,27 @@ def parse_model_ref(ref: str) -> tuple[str, str]:
     if not sep or not backend or not model:
         raise SpecError(f"model '{ref}' must be '<backend>/<model name>', e.g. 'openai/gpt-4o-mini' or 'local/gemma-3-270m'.")
     return backend, model
+
+
+# LangGraph refuses these node names (its START/END, its write and config keys): every internal
+# name it has starts with "__", and these few do not. tests/archon/test_bad_input.py checks the rule
+# against the installed LangGraph, so an upgrade that reserves more is noticed.
+_RESERVED_IDS = frozenset({"checkpoint_id", "checkpoint_map", "checkpoint_ns", "configurable"})
+# LangGraph joins names with these into task paths ("parent:child|...").
+_RESERVED_CHARS = (":", "|")
+
+
+def node_id_problem(node_id: str) -> str | None:
+    """Why LangGraph (or a one-line message) cannot take ``node_id`` as a node name, else None."""
+    if node_id.startswith("__") or node_id in _RESERVED_IDS:
+        return (f"'{node_id}' is reserved by LangGraph (ids starting with '__', and "
+                f"{', '.join(sorted(_RESERVED_IDS))}); choose another id, e.g. '{node_id.strip('_') or 'step'}'.")
+    bad = next((c for c in _RESERVED_CHARS if c in node_id), None)
+    if bad:
+        return f"'{bad}' cannot be part of a node id (LangGraph separates names with ':' and '|'); use '-' or '_'."
+    if not node_id.isprintable():
+        return "a node id cannot hold control characters such as a newline or a tab."
+    return None
 
 
 def check_graph(spec: PipelineSpec, *, check_backends: bool = True) -> None:

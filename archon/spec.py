@@ -18,8 +18,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from archon.exceptions import SpecError, suggest
-from archon.registry import get_operator, operator_kinds
-from backends.presets import BackendSpec
+from archon.graph import node_id_problem
+from archon.registry import backend_kinds, get_operator, operator_kinds
+from backends.presets import BackendSpec, missing_base_url
 from operators.base import OpConfig
 
 _TOP_KEYS = ("name", "description", "backends", "nodes", "output")
@@ -81,16 +82,14 @@ _Dumper.add_representer(str, lambda d, v: d.represent_scalar("tag:yaml.org,2002:
 
 
 def read_yaml(path: str | Path, what: str) -> Any:
-    """A YAML (or JSON) file's data; a missing file or bad YAML is a SpecError naming the file and place."""
+    """A YAML (or JSON) file's data; a missing, oversized, non-UTF-8 or bad YAML file (deep nesting,
+    an alias bomb, a lone surrogate) is a SpecError naming the file and the place (see archon.files)."""
+    from archon.files import load_yaml, read_text
+
     p = Path(path)
     if not p.is_file():
         raise SpecError(f"{path}: no such file. Give the path to a {what} YAML file.")
-    try:
-        return yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise SpecError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from exc
+    return load_yaml(read_text(p, what), str(path))
 
 
 def load_pipeline(path: str | Path) -> PipelineSpec:
@@ -122,9 +121,15 @@ def parse_pipeline(
         raw_backends = {}
     for name, raw in raw_backends.items():
         try:
-            backends[str(name)] = BackendSpec.model_validate(raw or {})
+            backends[str(name)] = spec = BackendSpec.model_validate(raw or {})
         except ValidationError as exc:
             problems += [f"{source}: backend '{name}': {m}" for m in _messages(exc, BackendSpec.model_fields)]
+            continue
+        if spec.kind not in backend_kinds():
+            problems.append(f"{source}: backend '{name}': field 'kind': unknown kind '{spec.kind}'.{suggest(spec.kind, backend_kinds())} "
+                            f"Valid kinds: {', '.join(backend_kinds())}")
+        elif problem := missing_base_url(str(name), spec):
+            problems.append(f"{source}: {problem}")
 
     nodes: list[NodeSpec] = []
     raw_nodes = data.get("nodes")
@@ -158,8 +163,12 @@ def _parse_node(raw: Any, index: int, source: str) -> tuple[NodeSpec | None, lis
         return None, [f"{source}: node #{index + 1}: must be a mapping with 'id' and 'op'."]
     node_id = raw.get("id")
     label = f"node '{node_id}'" if node_id else f"node #{index + 1}"
-    if not node_id or not isinstance(node_id, str):
+    if node_id is not None and not isinstance(node_id, str):
+        return None, [f"{source}: node #{index + 1}: field 'id': must be text, a short unique name such as 'draft'."]
+    if not node_id:
         return None, [f"{source}: {label}: missing 'id' (a short unique name such as 'draft')."]
+    if problem := node_id_problem(node_id):
+        return None, [f"{source}: node #{index + 1}: field 'id': {problem}"]
     op = raw.get("op")
     if not op:
         return None, [f"{source}: {label}: missing 'op'. Valid ops: {', '.join(operator_kinds())}"]
@@ -192,7 +201,8 @@ def _messages(exc: ValidationError, fields: dict[str, Any], extra_valid: tuple[s
         else:
             got = err.get("input")
             shown = f" (got {json.dumps(got, default=str)[:60]})" if got is not None and not isinstance(got, dict) else ""
-            out.append(f"field '{loc}': {err['msg']}{shown}" if loc else f"{err['msg']}{shown}")
+            msg = err["msg"].removeprefix("Value error, ")  # a validator's own message is already a sentence
+            out.append(f"field '{loc}': {msg}{shown}" if loc else f"{msg}{shown}")
     return out
 
 

@@ -7,19 +7,32 @@ HTTP, never writes to the store and never retries: it asks ``ctx.complete`` for 
 
 from __future__ import annotations
 
-__all__ = ["ModelCallConfig", "OpConfig", "Operator", "build_request", "placeholders", "render"]
+__all__ = ["ModelCallConfig", "OpConfig", "Operator", "Regex", "build_request", "placeholders", "render"]
 
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from archon.types import Candidate, Query
 from backends.base import CompletionRequest, Usage
 
 if TYPE_CHECKING:
     from archon.context import RunContext
+
+
+def _compiles(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except (re.error, OverflowError, RecursionError) as exc:
+        raise ValueError(f"not a valid regular expression ({exc}); e.g. 'Answer: (.+)' (escape ( ) [ ] with a backslash)") from None
+    return pattern
+
+
+#: A regular-expression setting, compiled when the file is read so a bad one fails validation
+#: (exit 2, naming node and field) instead of the first candidate that reaches it.
+Regex = Annotated[str, AfterValidator(_compiles)]
 
 
 class OpConfig(BaseModel):

@@ -20,7 +20,7 @@ from pydantic import Field, model_validator
 
 from archon.types import Candidate, Query
 from operators.answers import extract
-from operators.base import ModelCallConfig, OpConfig, Operator, build_request, render
+from operators.base import ModelCallConfig, OpConfig, Operator, Regex, build_request, render
 from operators.verify import parse_verdict
 from operators.vote import tally
 
@@ -56,7 +56,7 @@ class RouteConfig(ModelCallConfig):
     extractor: Literal["last_number", "boxed", "choice", "regex", "text"] = Field(
         "last_number", description="How to read each cheap sample's answer (agreement)."
     )
-    pattern: str | None = Field(None, description="Regular expression for extractor 'regex'.")
+    pattern: Regex | None = Field(None, description="Regular expression for extractor 'regex'.")
     prompt: str = Field("{query}", description="Template of the cheap samples: {query}.")
     thresholds: list[float] = Field(..., min_length=1, description="Ascending cut points in [0, 1] between bands.")
     branches: list[str] = Field(..., min_length=2, description="Node ids, one per band, hardest (lowest confidence) first.")

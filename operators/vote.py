@@ -11,7 +11,7 @@ from pydantic import Field, model_validator
 
 from archon.types import Candidate, Query
 from operators.answers import extract
-from operators.base import OpConfig, Operator
+from operators.base import OpConfig, Operator, Regex
 
 Extractor = Literal["last_number", "boxed", "choice", "regex", "text", "code_outputs"]
 
@@ -22,7 +22,7 @@ class VoteConfig(OpConfig):
         description="How to find each candidate's final answer: last_number, boxed (\\boxed{}), choice (a letter A-J), "
         "regex (see 'pattern'), text (the whole normalized text), code_outputs (the program's outputs on the item's tests).",
     )
-    pattern: str | None = Field(None, description="Regular expression for extractor 'regex' (its first group is the answer).")
+    pattern: Regex | None = Field(None, description="Regular expression for extractor 'regex' (its first group is the answer).")
     keep: Literal["winner", "all"] = Field(
         "winner", description="'winner': one candidate (the majority's first); 'all': one per answer group, majority first."
     )

@@ -473,10 +473,16 @@ def _parse_url(target: str | os.PathLike[str]) -> URL:
     if not raw.strip():
         raise ConfigError(f"the database URL is empty; {_URL_HELP}, or unset {DB_URL_ENV}")
     if "://" not in raw:
+        # A bare path is a SQLite file, but one whose first part holds ':' ("::::", "sqlite:x.db",
+        # "postgres:host") is a mistyped URL far more often than a file name: refuse to create it.
+        first = raw.split("/", 1)[0]
+        if (raw != ":memory:" and ":" in first) or not raw.isprintable():
+            shown = _SECRET_IN_URL.sub(r"\1***@", raw).encode("unicode_escape").decode()
+            raise ConfigError(f"'{shown}' is neither a database URL (scheme://...) nor a plain file path; {_URL_HELP}")
         return URL.create("sqlite", database=os.path.expanduser(raw))
     try:
         url = make_url(raw)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:  # ValueError: a bad port, e.g. postgresql://u@[::1
         shown = _SECRET_IN_URL.sub(r"\1***@", raw)
         raise ConfigError(f"'{shown}' is not a database URL; {_URL_HELP}") from exc
     # psycopg 3 is the driver Archon installs; the bare scheme would look for psycopg2.

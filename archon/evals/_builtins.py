@@ -56,7 +56,9 @@ def _need(rec: dict[str, Any], key: str, where: str, kind: type | tuple[type, ..
     value = rec.get(key)
     if value is None or not isinstance(value, kind):
         found = ", ".join(rec) or "none"
-        raise SpecError(f"{where}: field '{key}' is missing or not a {getattr(kind, '__name__', 'valid value')} (fields found: {found}).")
+        name = getattr(kind, '__name__', 'valid value')
+        state = "is missing" if key not in rec else "is null" if value is None else f"is not a {name}"
+        raise SpecError(f"{where}: field '{key}' {state} (fields found: {found}); it must be a {name}.")
     return value
 
 
@@ -304,10 +306,13 @@ def _map(records: Records, source: Path, input_field: str | None, answer_field: 
         where = f"{source}:{n}"
         question = rec.get(key_in)
         if not isinstance(question, str):
-            raise SpecError(f"{where}: field '{key_in}' is missing or not text (fields found: {', '.join(rec)}); set input_field in a .yaml description.")
+            state = "is missing" if key_in not in rec else "is null" if question is None else "is not text"
+            raise SpecError(f"{where}: field '{key_in}' {state} (fields found: {', '.join(rec)}); give the question as text, "
+                            f"or set input_field in a .yaml description.")
         answer = rec.get(key_ans)
         if answer is None and need_answer:
-            raise SpecError(f"{where}: field '{key_ans}' is missing (fields found: {', '.join(rec)}); add it, set answer_field "
+            state = "is null" if key_ans in rec else "is missing"
+            raise SpecError(f"{where}: field '{key_ans}' {state} (fields found: {', '.join(rec)}); give the answer, set answer_field "
                             f"in a .yaml description, or use scorer: judge there.")
         if isinstance(answer, str) and "\n####" in answer:
             answer = gsm8k_answer(answer)

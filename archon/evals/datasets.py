@@ -152,21 +152,40 @@ def load_benchmark(name_or_path: str, *, limit: int | None = None, data_dir: str
 # ---- reading files -----------------------------------------------------------------------------
 
 def read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    """(line number, record) for every non-blank line; a bad line is a SpecError naming it."""
+    """(line number, record) for every non-blank line; a bad line is a SpecError naming it.
+
+    No size cap (benchmark files are large by nature), but every other check of ``archon.files``:
+    UTF-8 with the place of a bad byte, nesting too deep for the JSON parser, numbers too long to
+    read, and lone surrogates (refused rather than replaced: a changed question or answer would be
+    scored silently as something else).
+    """
+    from archon.files import find_surrogate, utf8_error
+
     out = []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read it ({exc}).") from exc
-    for n, line in enumerate(lines, 1):
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc}).") from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: {utf8_error(data, exc)}") from None
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
             rec = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise SpecError(f"{path}:{n}: not valid JSON ({exc.msg}); a .jsonl file holds one JSON object per line.") from exc
+            raise SpecError(f"{path}:{n}: not valid JSON (column {exc.colno}: {exc.msg}); a .jsonl file holds one JSON object per line.") from None
+        except RecursionError:
+            raise SpecError(f"{path}:{n}: the record is nested too deeply to read.") from None
+        except ValueError as exc:  # e.g. an integer longer than Python reads (4300 digits)
+            raise SpecError(f"{path}:{n}: a value cannot be read: {exc}") from None
         if not isinstance(rec, dict):
             raise SpecError(f"{path}:{n}: expected a JSON object ({{\"question\": ..., \"answer\": ...}}), got {type(rec).__name__}.")
+        # Only a \uD8xx-\uDFxx escape makes a lone surrogate, so lines without "\u" skip the walk.
+        if "\\u" in line and (bad := find_surrogate(rec)):
+            raise SpecError(f"{path}:{n}: {bad}")
         out.append((n, rec))
     if not out:
         raise SpecError(f"{path}: no records; a .jsonl benchmark holds one JSON object per line.")
@@ -247,13 +266,11 @@ def _download(spec: builtins.BuiltinSpec) -> None:
 # ---- YAML benchmark descriptions ----------------------------------------------------------------
 
 def _from_yaml(path: Path, limit: int | None) -> Benchmark:
-    import yaml
     from pydantic import ValidationError
 
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{path}: not valid YAML: {exc}") from exc
+    from archon.spec import read_yaml
+
+    raw = read_yaml(path, "benchmark description")
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: a benchmark description is a mapping with at least 'data:' (a .jsonl path).")
     try:

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 
 _log = logging.getLogger("archon.store")
+HEARTBEAT_EVERY = 300.0  # seconds; a run is taken for interrupted after an hour without one (stores.STALE_AFTER)
 
 
 @dataclass
@@ -86,6 +87,10 @@ class CallLog:
         self.outage_limit = outage_limit
         self.max_pending = max_pending
         self._outage_since: float | None = None
+        # Runs started and not yet finished, and when the store last heard they are alive (a run
+        # silent for an hour may be taken for interrupted by a worker on another host).
+        self._open: set[str] = set()
+        self._last_heartbeat = time.monotonic()
         self._outage_reason = ""
         self._retrier: asyncio.Task | None = None
         self.pricing = pricing
@@ -187,11 +192,13 @@ class CallLog:
             return None
         run_id = uuid.uuid4().hex
         self._starts.append((run_id, pipeline, input_text, trial))
+        self._open.add(run_id)
         return run_id
 
     def finish_run(self, run_id: str | None, status: str, output: str | None, error: str | None) -> None:
         if run_id is None:
             return
+        self._open.discard(run_id)
         self._finishes.append((run_id, status, output, error))
         if (time.monotonic() - self._last_write >= self.flush_interval
                 or len(self._calls) + len(self._cache) >= self.max_buffer or status == "error"):
@@ -269,6 +276,12 @@ class CallLog:
         for e in batch["cache"]:
             self._cache.pop((e.key, e.sample), None)
         self._last_write = time.monotonic()
+        if self._open and self._last_write - self._last_heartbeat > HEARTBEAT_EVERY:
+            self._last_heartbeat = self._last_write
+            try:
+                self.store.heartbeat(sorted(self._open))
+            except Exception as exc:  # a missed heartbeat only risks a premature "interrupted", set right at the finish
+                _log.warning("could not note the runs in progress: %s", exc)
         if self._outage_since is not None:
             _log.warning("the store is back after %.1f s; the rows kept meanwhile are written",
                          time.monotonic() - self._outage_since)

@@ -76,14 +76,15 @@ def one_kill(kind: str, rng: random.Random, margin_s: float, workdir: Path, item
         proc.wait()
         before = list(server.log)
         answered = {_key(e) for e in before if e.end < killed_at - margin_s}
-        late = sum(1 for e in before if killed_at - margin_s <= e.end < killed_at)
+        late = {_key(e) for e in before if killed_at - margin_s <= e.end < killed_at} - answered
         resumed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
         after = server.log[len(before):]
         resent = [e for e in after if _key(e) in answered]
+        resent_late = [e for e in after if _key(e) in late]
         runs = json.loads(subprocess.run(_archon(["runs", "--json", "--limit", "100000"], db), env=env,
                                          capture_output=True, text=True, timeout=120).stdout or "[]")
         summary = json.loads(resumed.stdout) if resumed.returncode == 0 else {}
-        return {"db": kind, "answered_before_kill": len(answered), "answered_within_margin": late,
+        return {"db": kind, "answered_before_kill": len(answered), "answered_within_margin": len(late), "resent_within_margin": len(resent_late),
                 "resent_after_resume": len(resent), "requests_after_resume": len(after),
                 "runs_left_running": sum(r["status"] == "running" for r in runs),
                 "resume_exit": resumed.returncode, "items_scored": summary.get("n"), "items_failed": summary.get("failed")}
@@ -106,7 +107,8 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
     totals = {kind: {k: sum(r[k] for r in rows if r["db"] == kind)
-                     for k in ("answered_before_kill", "resent_after_resume", "runs_left_running")} for kind in kinds}
+                     for k in ("answered_before_kill", "resent_after_resume", "answered_within_margin",
+                               "resent_within_margin", "runs_left_running")} for kind in kinds}
     print(json.dumps({"totals": totals, "margin_ms": args.margin}, indent=2))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"rows": rows, "totals": totals, "margin_ms": args.margin}, indent=2) + "\n")

@@ -93,11 +93,14 @@ class CallLog:
         self._last_heartbeat = time.monotonic()
         self._outage_reason = ""
         self._retrier: asyncio.Task | None = None
+        self._writer: asyncio.Task | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
+        self._lock = asyncio.Lock()
         self.pricing = pricing
         self.flush_interval = flush_interval
         self.max_buffer = max_buffer
-        # Durable: every answered call is written as it arrives, before its answer is used, so a
-        # killed eval replays it instead of paying for it again.
+        # Durable: every answered call is committed as it arrives (see _kick_writer), so a killed
+        # eval replays it instead of paying for it again.
         self.durable = False
         self._write_scheduled = False
         self._eval_results: list[Any] = []
@@ -165,8 +168,6 @@ class CallLog:
         for e in entries:
             self._cache[(e.key, e.sample)] = e
         if self.durable:
-            # Now, before the answer goes on: a process killed from here on finds it in the cache
-            # (only a kill between the reply's arrival and this commit loses it).
             self.write()
 
     def add_eval_result(self, result: Any) -> None:
@@ -215,6 +216,8 @@ class CallLog:
         if self._retrier is not None and not self._retrier.done():
             self._check_limits()
             return  # the retrier writes them when the store is back
+        if self.durable and self._kick_writer():
+            return
         batch = self._take()
         try:
             self.store.write(**batch)
@@ -234,8 +237,9 @@ class CallLog:
         until ``outage_limit`` seconds have passed, then raise StoreUnavailable (the rows are kept)."""
         if self.store is None:
             return
-        if self._retrier is not None and not self._retrier.done():
-            await asyncio.shield(self._retrier)
+        for task in (self._writer, self._retrier):
+            if task is not None and not task.done():
+                await asyncio.shield(task)
         await self._write_retrying()
 
     async def _write_retrying(self) -> None:
@@ -244,15 +248,49 @@ class CallLog:
                 await self._write_async()
 
     async def _write_async(self) -> None:
-        if not self.pending():
-            return
-        batch = self._take()
+        async with self._io_lock():  # one transaction at a time: a run's end never overtakes its start
+            if not self.pending():
+                return
+            batch = self._take()
+            try:
+                await asyncio.to_thread(self.store.write, **batch)
+            except BaseException as exc:
+                self._settle(batch, exc)
+                raise
+            self._written(batch)
+
+    def _io_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        if self._lock_loop is not loop:  # a Runtime may serve several event loops, one after another
+            self._lock_loop, self._lock = loop, asyncio.Lock()
+        return self._lock
+
+    def _kick_writer(self) -> bool:
+        """Durable mode: answered calls are committed as they arrive, off the event loop, by one
+        writer that takes everything waiting at each commit (group commit). So a burst of replies
+        costs about two commits of latency, not one per reply, and a kill loses only what arrived
+        during the last commit. False when no event loop runs (the caller then writes itself)."""
         try:
-            await asyncio.to_thread(self.store.write, **batch)
-        except BaseException as exc:
-            self._settle(batch, exc)
-            raise
-        self._written(batch)
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        if self._writer is None or self._writer.done():
+            self._writer = loop.create_task(self._write_while_pending())
+        return True
+
+    async def _write_while_pending(self) -> None:
+        while self.pending():
+            if self._retrier is not None and not self._retrier.done():
+                return  # the retrier has them
+            try:
+                await self._write_async()
+            except Exception as exc:
+                if not _connection_lost(exc):
+                    _log.error("writing to the store failed: %s", exc)
+                    return
+                self._note_outage(exc)
+                self._start_retrier()
+                return
 
     def _take(self) -> dict[str, list]:
         batch = {"starts": self._starts, "calls": self._calls, "cache": list(self._cache.values()),

@@ -6,7 +6,7 @@ with SIGKILL at a random moment once requests flow, then the same command run to
 server's own log: requests answered more than ``--margin`` ms before the kill that the resumed run
 sent again (should be 0), and runs left ``running`` (should be 0).
 
-    python bench/kill_resume.py [--kills 10] [--margin 50] [--seed 0] [--out bench/results/kill_resume.json]
+    python bench/kill_resume.py [--kills 10] [--margin 100] [--seed 0] [--out bench/results/kill_resume.json]
 """
 
 from __future__ import annotations
@@ -85,7 +85,8 @@ def one_kill(kind: str, rng: random.Random, margin_s: float, workdir: Path, item
                                          capture_output=True, text=True, timeout=120).stdout or "[]")
         summary = json.loads(resumed.stdout) if resumed.returncode == 0 else {}
         return {"db": kind, "answered_before_kill": len(answered), "answered_within_margin": len(late), "resent_within_margin": len(resent_late),
-                "resent_after_resume": len(resent), "requests_after_resume": len(after),
+                "resent_after_resume": len(resent),
+                "resent_ages_ms": sorted(round((killed_at - e.end) * 1000) for e in before if _key(e) in {_key(r) for r in resent}), "requests_after_resume": len(after),
                 "runs_left_running": sum(r["status"] == "running" for r in runs),
                 "resume_exit": resumed.returncode, "items_scored": summary.get("n"), "items_failed": summary.get("failed")}
 
@@ -93,12 +94,13 @@ def one_kill(kind: str, rng: random.Random, margin_s: float, workdir: Path, item
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kills", type=int, default=10)
-    ap.add_argument("--margin", type=float, default=50.0, help="ms: a reply this close to the kill may be lost")
+    ap.add_argument("--margin", type=float, default=100.0, help="ms: a reply this close to the kill may be lost")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--db", nargs="+", default=["sqlite", "postgresql"], help="which databases to try")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "kill_resume.json"))
     args = ap.parse_args()
     rng = random.Random(args.seed)
-    kinds = ["sqlite"] + ([] if postgres_unavailable() else ["postgresql"])
+    kinds = [k for k in ["sqlite"] + ([] if postgres_unavailable() else ["postgresql"]) if k in args.db]
     rows = []
     for kind in kinds:
         for _ in range(args.kills):

@@ -24,7 +24,7 @@ def test_a_killed_eval_resumes_without_paying_twice(kind, tmp_path):
     for i in range(2):
         work = tmp_path / str(i)
         work.mkdir()
-        row = kill_resume.one_kill(kind, rng, 0.05, work, items=24)
+        row = kill_resume.one_kill(kind, rng, 0.1, work, items=24)
         assert row["answered_before_kill"] > 0, row  # the kill came once requests were being answered
         assert row["resent_after_resume"] == 0, row
         assert row["runs_left_running"] == 0, row

@@ -19,26 +19,11 @@ from backends.fake_server import FakeOpenAIServer
 from stores.testing import temporary_database
 from tests.stores.conftest import _postgres_skip_reason
 from tests.stores.proxy import CuttableProxy
+from tests.stores.test_kill_resume import kill_resume
 
 ROOT = Path(__file__).resolve().parents[2]
 ITEMS = 60
-PIPELINE = """
-name: outage
-backends:
-  srv: {{kind: openai, base_url: "{url}", max_concurrency: 32}}
-nodes:
-  - id: draft
-    op: generate
-    model: srv/m
-    samples: 4
-    temperature: 0.8
-    max_tokens: 8
-  - id: answer
-    op: fuse
-    inputs: [draft]
-    model: srv/m
-    max_tokens: 8
-"""
+PIPELINE = kill_resume.PIPELINE  # generate(4) -> fuse on one OpenAI-compatible server
 
 
 def reply(prompt: str, k: int) -> str:

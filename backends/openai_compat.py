@@ -115,12 +115,15 @@ def _server_message(exc: openai.APIStatusError) -> str:
 class OpenAIBackend:
     """A Backend talking to one OpenAI-compatible server, rotating API keys on rate limits."""
 
-    def __init__(self, name: str, spec: BackendSpec):
+    def __init__(self, name: str, spec: BackendSpec, *, http_client: httpx.AsyncClient | None = None):
+        """``http_client`` replaces the HTTP client the ``openai`` library would make (a proxy, custom
+        TLS, or ``httpx.MockTransport`` in tests); the backend then owns it and closes it."""
         self.name = name
         self.spec = spec
         self.key_vars, keys = _read_keys(name, spec.api_key_env)
         self._clients = [
-            openai.AsyncOpenAI(api_key=key, base_url=spec.base_url, timeout=spec.timeout, max_retries=0)
+            openai.AsyncOpenAI(api_key=key, base_url=spec.base_url, timeout=spec.timeout, max_retries=0,
+                               http_client=http_client)
             for key in keys
         ]
         self._current = 0

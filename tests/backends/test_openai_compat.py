@@ -331,3 +331,35 @@ def test_runs_as_a_separate_process():
         finally:
             proc.terminate()
             proc.wait(timeout=10)
+
+
+async def test_an_http_client_can_be_given_so_tests_need_no_socket():
+    """``http_client=`` takes an httpx client; with ``httpx.MockTransport`` the seam is a plain function."""
+    import httpx
+
+    from archon.exceptions import BackendRateLimited
+
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        seen.append((request.url.path, body["model"], request.headers.get("authorization")))
+        if body["messages"][0]["content"] == "too fast":
+            return httpx.Response(429, headers={"retry-after": "3"}, json={"error": {"message": "slow down"}})
+        return httpx.Response(200, json={
+            "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "hello"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}})
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    b = OpenAIBackend("fast", BackendSpec(base_url="http://mock.invalid/v1"), http_client=client)
+    try:
+        ask = lambda text: CompletionRequest(model="m", messages=({"role": "user", "content": text},))  # noqa: E731
+        done = await b.complete(ask("hi"))
+        assert done.texts == ["hello"] and (done.usage.prompt_tokens, done.usage.completion_tokens) == (3, 1)
+        with pytest.raises(BackendRateLimited) as info:
+            await b.complete(ask("too fast"))
+        assert info.value.retry_after == 3.0
+        assert [s[:2] for s in seen] == [("/v1/chat/completions", "m")] * 2
+    finally:
+        await b.aclose()

@@ -98,3 +98,13 @@ def test_unit_test_ranks_the_forgery_last():
     best = res.candidates["best"]
     assert [c.text for c in best] == [RIGHT, HALF, FORGED]
     assert [c.score for c in best] == [1.0, 0.5, 0.0]
+
+
+async def test_a_program_cannot_shadow_the_builtins_the_tests_call():
+    shadow = "def abs(x):\n    return 0\ndef all(x):\n    return True\ndef add(a, b):\n    return 0\n"
+    tests = [{"kind": "assert", "code": "assert abs(add(0.1, 0.2) - 0.3) < 1e-9"},
+             {"kind": "assert", "code": "assert all([add(1, 1) == 2])"}]
+    res = await run_tests(shadow, tests, prompt=PROMPT, entry_point="add")
+    assert res["passed"] == 0, res
+    honest = await run_tests("def add(a, b):\n    return a + b\n", tests, prompt=PROMPT, entry_point="add")
+    assert honest["passed"] == 2, honest

@@ -78,14 +78,14 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
 import numpy as np
 import optuna
 
-from search.space import SearchSpace
-from search.study import make_sampler
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from search.space import SearchSpace  # noqa: E402
+from search.study import make_sampler  # noqa: E402
 
 ACCURACY = {
     "together/llama-3.1-8b": 0.48,
@@ -180,7 +180,7 @@ def true_score(spec) -> float:
             q0 = ACCURACY[cfg.model]
             q = (q0 + (1 - q0) * bonus) * (1 - DILUTION * math.log2(k))
             new: dict = {}
-            for (n, x, f), pr in dist.items():
+            for (n, x, _f), pr in dist.items():
                 m = min(cfg.top_k, n)
                 _add(new, (m, min(x, m), int(x >= 1)), pr * q)
                 for y, py in enumerate(_hyper(n, x, m)):
@@ -192,7 +192,7 @@ def true_score(spec) -> float:
             a = ACCURACY[cfg.model]
             q = (a + (1 - a) * bonus) * (1 - DILUTION * math.log2(k))
             right = 0.0
-            for (n, x, f), pr in dist.items():
+            for (n, x, _f), pr in dist.items():
                 right = right + pr * ((q + (1 - q) * x / n) * (1 - EPS * (1 - a)) if x else GAMMA * a)
             dist = {(1, 1, 1): right, (1, 0, 0): 1 - right}
             k, bonus, calls = 1, 0.0, calls + 1

@@ -104,7 +104,7 @@ def copy_tree(src_fd, dst):
             continue
         if uid >= 0:
             os.chown(target, uid, uid)
-def build_root():
+def build_root() -> tuple[str, str]:
     mount(None, "/", None, REC | PRIVATE)  # nothing leaks back to the host
     work = os.getcwd()
     src = os.open(work, os.O_RDONLY | os.O_DIRECTORY)
@@ -152,7 +152,7 @@ def enter_root(root, work, fresh_proc):
     if libc.umount2(b".", 2) != 0:  # MNT_DETACH
         raise OSError(ctypes.get_errno(), "umount the old root")
     os.chdir(work)
-new_root = None
+new_root: tuple[str, str] | None = None
 if got & NS:
     try:
         new_root = build_root()

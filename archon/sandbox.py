@@ -156,7 +156,7 @@ def protections() -> dict[str, Any]:
     """
     import json
 
-    host = {}
+    host: dict[str, str | None] = {}
     for name in ("net", "ipc", "mnt", "pid"):
         try:
             host[name] = os.readlink(f"/proc/self/ns/{name}")
@@ -270,6 +270,7 @@ class _Slots:
     @classmethod
     def release(cls, uid: int) -> None:
         with cls._lock:
+            assert cls._fd is not None  # set by the acquire() that gave out this uid
             fcntl.lockf(cls._fd, fcntl.LOCK_UN, 1, uid - _UID_BASE)
             cls._taken.discard(uid - _UID_BASE)
 
@@ -323,6 +324,7 @@ def _run(code: str, stdin: str, limits: Limits, files: dict[str, str],
             if fd is not None:
                 os.close(fd)
         if proc is not None:
+            assert group is not None  # made before the process
             _kill(proc, uid, group)
             proc.wait()
         if group is not None:
@@ -427,6 +429,7 @@ def _pump(proc: subprocess.Popen, stdin: bytes, limits: Limits, start: float, ca
 
     Returns the captures and why the run was stopped from outside ("timeout", "cancelled") or None.
     """
+    assert proc.stdout is not None and proc.stderr is not None  # started with PIPEs
     sel = selectors.DefaultSelector()
     out, err, chan = _Capture(limits.max_output_bytes), _Capture(limits.max_output_bytes), _Channel()
     caps: dict[int, _Capture | _Channel] = {proc.stdout.fileno(): out, proc.stderr.fileno(): err}
@@ -435,6 +438,7 @@ def _pump(proc: subprocess.Popen, stdin: bytes, limits: Limits, start: float, ca
     for fd in caps:
         sel.register(fd, selectors.EVENT_READ)
     if stdin:
+        assert proc.stdin is not None  # started with stdin=PIPE when there is stdin
         os.set_blocking(proc.stdin.fileno(), False)
         sel.register(proc.stdin, selectors.EVENT_WRITE)
     try:
@@ -503,7 +507,7 @@ def _kill(proc: subprocess.Popen, uid: int | None, group: RunCgroup) -> None:
     # or their namespace's parent); the cgroup, a uid or the launcher's tree also finds those that
     # left the group.
     group.kill()
-    _sweep(uid=uid) if uid is not None else _sweep(tree=proc.pid)
+    _sweep(uid, proc.pid)
     if proc.returncode is None:
         try:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -511,7 +515,8 @@ def _kill(proc: subprocess.Popen, uid: int | None, group: RunCgroup) -> None:
             pass
 
 
-def _sweep(*, uid: int | None = None, tree: int | None = None) -> None:
+def _sweep(uid: int | None, tree: int) -> None:
+    """Kills the processes of ``uid`` when the run has its own uid, else the descendants of ``tree``."""
     kill_all(lambda: _processes(uid=uid) if uid is not None else _descendants(tree), rounds=50)
 
 
@@ -556,9 +561,9 @@ def _force_remove(func, path, _exc_info) -> None:
         pass
 
 
-_SIGNAL_REASONS = {signal.SIGXCPU: "CPU limit of {l.cpu_seconds} s exceeded",
-                   signal.SIGXFSZ: "file size limit of {l.max_file_mb} MB exceeded",
-                   signal.SIGKILL: "killed by SIGKILL (CPU hard limit, or the kernel ran out of memory)"}
+_SIGNAL_REASONS: dict[int, str] = {signal.SIGXCPU: "CPU limit of {l.cpu_seconds} s exceeded",
+                                   signal.SIGXFSZ: "file size limit of {l.max_file_mb} MB exceeded",
+                                   signal.SIGKILL: "killed by SIGKILL (CPU hard limit, or the kernel ran out of memory)"}
 _TRACEBACK_REASONS = [("MemoryError", "memory limit of {l.memory_mb} MB exceeded (MemoryError)"),
                       ("[Errno 27]", "file size limit of {l.max_file_mb} MB exceeded"),
                       ("[Errno 28]", "disk limit of {l.disk_mb} MB exceeded (No space left on device)"),

@@ -179,7 +179,7 @@ class Child:
             reply = json.loads(self.read(size, deadline))
         except (OSError, EOFError, ValueError) as exc:
             try:
-                code = self.proc.wait(0.2)
+                code = self.proc.wait(0.2) if self.proc is not None else None
             except subprocess.TimeoutExpired:
                 code = None
             self.stop()
@@ -323,7 +323,7 @@ def prompt_definitions(prompt):
 
 
 def namespace():
-    ns = {"__name__": "__main__"}
+    ns: dict = {"__name__": "__main__"}
     for source in (JOB["setup"], JOB["prompt"]):
         code = prompt_definitions(source) if source else None
         if code is not None:
@@ -346,7 +346,7 @@ def _alarm(*_):
 
 signal.signal(signal.SIGALRM, _alarm)
 PER_TEST = JOB["per_test"]
-out = {"passed": 0, "total": len(JOB["tests"]), "results": [], "error": None, "outputs": None}
+out: dict = {"passed": 0, "total": len(JOB["tests"]), "results": [], "error": None, "outputs": None}
 sink = io.StringIO()
 
 

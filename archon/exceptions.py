@@ -42,6 +42,7 @@ __all__ = [
 
 import difflib
 from collections.abc import Iterable
+from typing import Any
 
 
 class ArchonError(Exception):
@@ -116,7 +117,7 @@ class BackendRequestError(BackendError):
 class BackendRateLimited(BackendError):
     retryable = True
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw):
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any):
         super().__init__(message, **kw)
         self.retry_after = retry_after
 
@@ -124,7 +125,7 @@ class BackendRateLimited(BackendError):
 class BackendUnavailable(BackendError):
     retryable = True
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw):
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any):
         super().__init__(message, **kw)
         self.retry_after = retry_after
 

@@ -72,24 +72,26 @@ class _Bounded:
     _depth = 0
     _count = 0
 
-    def compose_node(self, parent: Node | None, index: Any) -> Node:
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         self._count += 1
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH or self._count > MAX_VALUES:
+                # A mixin: the parser it is mixed with (CParser or yaml's Parser) has peek_event.
                 mark = self.peek_event().start_mark  # type: ignore[attr-defined]
                 problem = (f"nested more than {MAX_DEPTH} levels deep" if self._depth > MAX_DEPTH
                            else f"more than {MAX_VALUES} values")
                 raise ComposerError(None, None, problem, mark)
+            # Composer's own method, on the loader this mixin is part of (itself a Composer).
             return Composer.compose_node(self, parent, index)  # type: ignore[arg-type]
         finally:
             self._depth -= 1
 
 
 if getattr(yaml, "__with_libyaml__", False):
-    from yaml.cyaml import CParser
+    from yaml._yaml import CParser
 
-    class _BoundedLoader(_Bounded, CParser, Composer, SafeConstructor, Resolver):  # type: ignore[misc]
+    class _BoundedLoader(_Bounded, CParser, Composer, SafeConstructor, Resolver):
         """libyaml scans and parses (pure-Python scanning takes seconds per MB); Python composes,
         pulling events lazily, so a 50,000-bracket line stops at level 65."""
 

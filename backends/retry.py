@@ -16,6 +16,7 @@ import asyncio
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
+from typing import cast
 
 from tenacity import (
     AsyncRetrying,
@@ -26,7 +27,7 @@ from tenacity import (
 )
 
 from archon.exceptions import BackendError
-from backends.base import Backend, Completion, CompletionRequest, StreamItem, can_stream
+from backends.base import Backend, Completion, CompletionRequest, StreamingBackend, StreamItem, can_stream
 
 SleepFn = Callable[[float], Awaitable[None]]
 
@@ -97,7 +98,11 @@ class RetryingBackend:
             attempt += 1
             started = False
             try:
-                async with aclosing(self.inner.stream(request)) as items:
+                # stream() is only called when can_stream(self.inner) said the inner backend streams.
+                # StreamingBackend.stream is typed AsyncIterator (backends/base.py), but every stream is
+                # an async generator, which aclosing needs.
+                stream = cast(StreamingBackend, self.inner).stream(request)
+                async with aclosing(stream) as items:  # type: ignore[type-var]
                     async for item in items:
                         if isinstance(item, Completion):
                             item.attempts = attempt

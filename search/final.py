@@ -26,7 +26,7 @@ def measure(results: list[dict[str, Any]], runtime: Runtime) -> dict[str, Any]:
     """A trial's figures; costs are the pipeline's own (paid plus replayed from the cache), per query."""
     totals = summarize(results)
     n = max(len(results), 1)
-    spend = runtime.store.spend([r.get("run_id") for r in results]) if runtime.store is not None else {}
+    spend = runtime.store.spend([r["run_id"] for r in results if r.get("run_id")]) if runtime.store is not None else {}
     unknown = spend.get("unknown_usage_calls", 0)
     # Calls whose usage the server never reported make the cost unknown, never a lower one.
     cost = None if unknown else spend.get("cost_usd", 0.0) + spend.get("saved_usd", 0.0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = ["pareto_front", "pipeline_line", "render_text", "write_plot"]
 
 import math
+from collections.abc import Container
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,14 @@ def _num(v: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
+def _known_score(row: dict[str, Any]) -> float:
+    """The score of a row kept for having one (``_num(row.get("score")) is not None``)."""
+    score = _num(row["score"])
+    if score is None:
+        raise ValueError(f"trial {_trial(row)} has no score")
+    return score
+
+
 def _cost(row: dict[str, Any], key: str) -> float:
     return _num(row.get(key)) or 0.0  # unknown cost counts as free (e.g. a local model)
 
@@ -42,12 +51,12 @@ def pareto_front(rows: list[dict[str, Any]], cost_key: str = "cost_per_query_usd
     scored = [r for r in rows if r.get("state") == "complete" and _num(r.get("score")) is not None]
     # Cheapest first; at equal cost the best score first, then the lowest trial: the sweep keeps a row
     # only when it scores strictly better than everything cheaper (or as cheap) before it.
-    scored.sort(key=lambda r: (_cost(r, cost_key), -_num(r["score"]), _num(r.get("trial")) or 0))
+    scored.sort(key=lambda r: (_cost(r, cost_key), -_known_score(r), _num(r.get("trial")) or 0))
     front, best = [], -math.inf
     for r in scored:
-        if _num(r["score"]) > best:
+        if _known_score(r) > best:
             front.append(r)
-            best = _num(r["score"])
+            best = _known_score(r)
     return front
 
 
@@ -146,7 +155,7 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def _table(header: list[str], rows: list[list[str]], right: set[int] = frozenset()) -> list[str]:
+def _table(header: list[str], rows: list[list[str]], right: Container[int] = frozenset()) -> list[str]:
     """Plain aligned columns; ``right`` holds the indexes of right-aligned (numeric) columns."""
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = []
@@ -163,7 +172,8 @@ def _points(a: Any, b: Any) -> str:
 
 def _paired(diff: dict[str, Any] | None) -> str:
     """The paired interval of best minus baseline on the same items, when it was measured."""
-    lo, hi = _num((diff or {}).get("ci_low")), _num((diff or {}).get("ci_high"))
+    diff = diff or {}
+    lo, hi = _num(diff.get("ci_low")), _num(diff.get("ci_high"))
     return "" if lo is None or hi is None else f" (paired 95% CI {lo * 100:+.1f} to {hi * 100:+.1f}, n={diff.get('n')})"
 
 
@@ -245,7 +255,7 @@ def _axis(rows: list[dict[str, Any]], cost_key: str) -> tuple[str, str]:
 
 def _best(rows: list[dict[str, Any]], x_key: str) -> dict[str, Any] | None:
     scored = [r for r in rows if r.get("state") == "complete" and _num(r.get("score")) is not None]
-    return min(scored, key=lambda r: (-_num(r["score"]), _cost(r, x_key), _num(r.get("trial")) or 0), default=None)
+    return min(scored, key=lambda r: (-_known_score(r), _cost(r, x_key), _num(r.get("trial")) or 0), default=None)
 
 
 def write_plot(
@@ -269,7 +279,7 @@ def write_plot(
     best = _best(rows, x_key)
 
     def xy(rs: list[dict[str, Any]]) -> tuple[list[float], list[float]]:
-        return [_cost(r, x_key) for r in rs], [_num(r["score"]) * 100 for r in rs]
+        return [_cost(r, x_key) for r in rs], [_known_score(r) * 100 for r in rs]
 
     # Figure + the Agg canvas directly, not pyplot: no global backend switch, safe off the main thread.
     fig = Figure(figsize=(7, 4.5))

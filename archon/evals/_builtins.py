@@ -82,7 +82,7 @@ def _gsm8k(rec: dict[str, Any], where: str, n: int) -> Item:
 
 
 def _math(rec: dict[str, Any], where: str, n: int) -> Item:
-    data = {k: rec[k] for k in ("solution", "subject", "level") if k in rec}
+    data: dict[str, Any] = {k: rec[k] for k in ("solution", "subject", "level") if k in rec}
     return _item(rec.get("unique_id", f"math-{n}"), _need(rec, "problem", where), str(_need(rec, "answer", where, (str, int, float))), data)
 
 
@@ -132,7 +132,7 @@ def _choice(rec: dict[str, Any], where: str, n: int) -> Item:
 
 
 def _hotpotqa(rec: dict[str, Any], where: str, n: int) -> Item:
-    data = {k: rec[k] for k in ("context", "supporting_facts", "type", "level") if k in rec}
+    data: dict[str, Any] = {k: rec[k] for k in ("context", "supporting_facts", "type", "level") if k in rec}
     return _item(_need(rec, "id", where), _need(rec, "question", where), _need(rec, "answer", where), data)
 
 

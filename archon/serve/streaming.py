@@ -19,7 +19,7 @@ __all__ = ["AnswerStream", "DONE", "split_text", "sse"]
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from typing import Any
 
@@ -99,7 +99,7 @@ class AnswerStream:
         finally:
             self._queue.put_nowait(_END)
 
-    async def _events(self) -> AsyncIterator[bytes]:
+    async def _events(self) -> AsyncGenerator[bytes, None]:
         task = asyncio.create_task(self._run())
         task.add_done_callback(_retrieve)
         sent: list[str] = []
@@ -143,7 +143,7 @@ class AnswerStream:
         return ChatCompletionChunk(id=self.completion_id, created=self.created, model=self.model, choices=choices, **extra)
 
 
-async def _chain(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def _chain(first: bytes, rest: AsyncGenerator[bytes, None]) -> AsyncIterator[bytes]:
     async with aclosing(rest):
         yield first
         async for item in rest:

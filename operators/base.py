@@ -7,11 +7,13 @@ HTTP, never writes to the store and never retries: it asks ``ctx.complete`` for 
 
 from __future__ import annotations
 
-__all__ = ["ModelCallConfig", "OpConfig", "Operator", "Regex", "build_request", "placeholders", "render"]
+__all__ = [
+    "ConfigT", "ModelCallConfig", "OpConfig", "Operator", "Regex", "Routed", "build_request", "placeholders", "render",
+]
 
 import re
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, Literal, TypeVar, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -61,20 +63,59 @@ class ModelCallConfig(OpConfig):
     )
 
 
-class Operator:
-    """Base class: subclasses set ``kind`` and ``Config`` and implement ``__call__``."""
+ConfigT = TypeVar("ConfigT", bound=OpConfig)
+
+
+class Routed(list[Candidate]):
+    """What a routing operator returns: its candidates, the branch it chose (one of its
+    ``Operator.branches()``) and an optional note (e.g. why it fell back). The graph runs the chosen
+    branch and skips the others; being a list, it is also the node's output as it is."""
+
+    def __init__(self, candidates: Iterable[Candidate], branch: str, note: str | None = None):
+        super().__init__(candidates)
+        self.branch = branch
+        self.note = note
+
+
+class Operator(Generic[ConfigT]):
+    """Base class: subclasses set ``kind``, name their settings model and implement ``__call__``.
+
+    ``class Generate(Operator[GenerateConfig])`` types ``self.config`` as a ``GenerateConfig`` and
+    sets ``Config = GenerateConfig`` (what the spec validates a node's settings with). A class that
+    sets ``Config`` itself, like a plug-in written against the untyped base, works too; setting both
+    to disagreeing models is a TypeError when the class is defined, not a wrong type at run time.
+    """
 
     kind: ClassVar[str]
+    # type[OpConfig], not type[ConfigT]: a ClassVar cannot hold a type variable. __init_subclass__
+    # keeps the two in step instead.
     Config: ClassVar[type[OpConfig]] = OpConfig
     #: One line for docs and ``archon schema``.
     summary: ClassVar[str] = ""
 
-    def __init__(self, node_id: str, config: OpConfig):
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        declared = _config_parameter(cls)
+        if declared is None:
+            return
+        if "Config" not in cls.__dict__:
+            cls.Config = declared
+        elif not issubclass(cls.Config, declared):
+            raise TypeError(f"{cls.__qualname__}: Config = {cls.Config.__qualname__} is not a {declared.__qualname__}, "
+                            f"the model named in Operator[{declared.__qualname__}]; make them agree.")
+
+    def __init__(self, node_id: str, config: ConfigT):
         self.node_id = node_id
-        self.config = config
+        self.config: ConfigT = config
 
     async def __call__(self, inputs: list[Candidate], query: Query, ctx: RunContext) -> list[Candidate]:
         raise NotImplementedError
+
+    def branches(self) -> tuple[str, ...]:
+        """The node ids this node routes between: empty for an ordinary node. A node with branches
+        returns a ``Routed`` from ``__call__``; the graph then runs its chosen branch and skips the
+        other branches (and every node that reads only skipped nodes)."""
+        return ()
 
     def streams_output(self) -> bool:
         """True when this node's one candidate is exactly the text of its one model call (one model,
@@ -90,6 +131,18 @@ class Operator:
         does must override this, or ``archon.bounds.calls_per_query`` under-counts it.
         """
         return 0, fan_in
+
+
+def _config_parameter(cls: type) -> type[OpConfig] | None:
+    """The settings model ``cls`` names in its ``Operator[...]`` base, if it names a concrete one
+    (not for a subclass that inherits it, nor for a still-generic ``Operator[ConfigT]``)."""
+    for base in cls.__dict__.get("__orig_bases__", ()):
+        origin = get_origin(base)
+        if isinstance(origin, type) and issubclass(origin, Operator):
+            (arg,) = get_args(base)
+            if isinstance(arg, type) and issubclass(arg, OpConfig):
+                return arg
+    return None
 
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")

@@ -63,7 +63,7 @@ def split_critiques(text: str, n: int) -> dict[int, str]:
     return out
 
 
-class Critique(Operator):
+class Critique(Operator[CritiqueConfig]):
     """Adds a critique to every candidate (the candidates themselves pass through, in order).
 
     Cost: one call per candidate (per='candidate') or one call in all (per='all'). Fallback with
@@ -71,7 +71,6 @@ class Critique(Operator):
     """
 
     kind = "critique"
-    Config = CritiqueConfig
     summary = "An LLM lists strengths and weaknesses of each candidate; rank and fuse read them."
 
     def call_bound(self, fan_in: int) -> tuple[int, int]:
@@ -80,7 +79,7 @@ class Critique(Operator):
         return calls, fan_in
 
     async def __call__(self, inputs: list[Candidate], query: Query, ctx) -> list[Candidate]:
-        cfg: CritiqueConfig = self.config
+        cfg = self.config
         if not inputs:
             return []
         if cfg.per == "candidate":

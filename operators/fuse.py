@@ -35,27 +35,26 @@ class FuseConfig(ModelCallConfig):
         return self.models()
 
 
-class Fuse(Operator):
+class Fuse(Operator[FuseConfig]):
     """Every fuser reads all inputs (and their critiques) and writes one answer; fusers run concurrently.
 
     Cost: one call per fuser model. With no inputs it answers the query directly.
     """
 
     kind = "fuse"
-    Config = FuseConfig
     summary = "Synthesize the input candidates into one answer per fuser model."
 
     def streams_output(self) -> bool:
-        cfg: FuseConfig = self.config
+        cfg = self.config
         return len(cfg.models()) == 1 and cfg.samples == 1
 
     def call_bound(self, fan_in: int) -> tuple[int, int]:
         """One request per fuser model (even with no inputs); each returns ``samples`` candidates."""
-        cfg: FuseConfig = self.config
+        cfg = self.config
         return len(cfg.models()), len(cfg.models()) * cfg.samples
 
     async def __call__(self, inputs: list[Candidate], query: Query, ctx) -> list[Candidate]:
-        cfg: FuseConfig = self.config
+        cfg = self.config
         prompt = render(cfg.prompt, query=query.text, candidates=number_candidates(inputs))
         samples = tuple(range(cfg.samples))
         models = cfg.models()

@@ -38,7 +38,7 @@ class GenerateConfig(ModelCallConfig):
         return self.models()
 
 
-class Generate(Operator):
+class Generate(Operator[GenerateConfig]):
     """Samples ``samples`` completions from each model; all calls run concurrently.
 
     Cost: one request per model (asking for ``samples`` completions; a server that ignores ``n``
@@ -46,11 +46,10 @@ class Generate(Operator):
     """
 
     kind = "generate"
-    Config = GenerateConfig
     summary = "Sample completions from one model, or from each model of a list (an ensemble)."
 
     async def __call__(self, inputs: list[Candidate], query: Query, ctx) -> list[Candidate]:
-        cfg: GenerateConfig = self.config
+        cfg = self.config
         context = "\n\n".join(c.text for c in inputs)
         template = cfg.prompt or (CONTEXT_PROMPT if inputs else DEFAULT_PROMPT)
         prompt = render(template, query=query.text, context=context)
@@ -65,12 +64,12 @@ class Generate(Operator):
         return out
 
     def streams_output(self) -> bool:
-        cfg: GenerateConfig = self.config
+        cfg = self.config
         return len(cfg.models()) == 1 and cfg.samples == 1
 
     def call_bound(self, fan_in: int) -> tuple[int, int]:
         """One request per model, whatever the inputs; each returns ``samples`` candidates."""
-        cfg: GenerateConfig = self.config
+        cfg = self.config
         return len(cfg.models()), len(cfg.models()) * cfg.samples
 
 

@@ -65,7 +65,7 @@ def number_candidates(cands: list[Candidate]) -> str:
     return "\n\n".join(parts)
 
 
-class Rank(Operator):
+class Rank(Operator[RankConfig]):
     """Orders the candidates with one LLM call and keeps ``top_k``.
 
     Cost: one call (none when there is at most one candidate). Fallback: an unparseable reply keeps
@@ -73,7 +73,6 @@ class Rank(Operator):
     """
 
     kind = "rank"
-    Config = RankConfig
     summary = "An LLM orders the candidates; keep the best top_k."
 
     def call_bound(self, fan_in: int) -> tuple[int, int]:
@@ -81,7 +80,7 @@ class Rank(Operator):
         return int(fan_in > 1), min(fan_in, self.config.top_k)
 
     async def __call__(self, inputs: list[Candidate], query: Query, ctx) -> list[Candidate]:
-        cfg: RankConfig = self.config
+        cfg = self.config
         if len(inputs) <= 1:
             return list(inputs)
         prompt = render(cfg.prompt, query=query.text, candidates=number_candidates(inputs), n=len(inputs))

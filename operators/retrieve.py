@@ -300,7 +300,7 @@ def clear_cache() -> None:
 # ---- the operator -----------------------------------------------------------------------------
 
 
-class Retrieve(Operator):
+class Retrieve(Operator[RetrieveConfig]):
     """Returns the ``top_k`` passages of the corpus that best match the query, best first.
 
     Cost: no model call. The first query on a corpus builds its index (cached for the process);
@@ -308,7 +308,6 @@ class Retrieve(Operator):
     """
 
     kind = "retrieve"
-    Config = RetrieveConfig
     summary = "Retrieve the passages (from files or the benchmark item) that best match the query; no model call."
 
     def call_bound(self, fan_in: int) -> tuple[int, int]:
@@ -317,7 +316,7 @@ class Retrieve(Operator):
 
     def __init__(self, node_id: str, config: OpConfig):
         super().__init__(node_id, config)
-        cfg: RetrieveConfig = self.config
+        cfg = self.config
         self._path = None if cfg.corpus == ITEM else _resolve(node_id, cfg)
         self._file_key: tuple | None = None
         if cfg.method == "embedding":
@@ -331,16 +330,16 @@ class Retrieve(Operator):
                 )
 
     def _settings(self) -> tuple:
-        cfg: RetrieveConfig = self.config
+        cfg = self.config
         return (cfg.method, cfg.stem if cfg.method == "bm25" else None, cfg.embedding_model, cfg.chunk_words, cfg.chunk_overlap)
 
     def _build(self, records: list[_Record]) -> _BM25Index | _EmbeddingIndex:
-        cfg: RetrieveConfig = self.config
+        cfg = self.config
         passages = _passages(records, cfg.chunk_words, cfg.chunk_overlap)
         return _BM25Index(passages, cfg.stem) if cfg.method == "bm25" else _EmbeddingIndex(passages, cfg.embedding_model)
 
     async def _index(self, query: Query) -> _BM25Index | _EmbeddingIndex:
-        cfg: RetrieveConfig = self.config
+        cfg = self.config
         if self._path is None:
             records = _item_records(query, self.node_id)
             digest = hashlib.sha1(json.dumps(records).encode()).hexdigest()
@@ -358,7 +357,7 @@ class Retrieve(Operator):
         return found if found is not None else await asyncio.to_thread(cache.get_or_build, key, build)
 
     async def __call__(self, inputs: list[Candidate], query: Query, ctx: Any) -> list[Candidate]:
-        cfg: RetrieveConfig = self.config
+        cfg = self.config
         index = await self._index(query)
         text = render(cfg.query_template, query=query.text, context="\n\n".join(c.text for c in inputs))
         if isinstance(index, _EmbeddingIndex):

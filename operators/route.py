@@ -20,7 +20,7 @@ from pydantic import Field, model_validator
 
 from archon.types import Candidate, Query
 from operators.answers import extract
-from operators.base import ModelCallConfig, OpConfig, Operator, Regex, build_request, render
+from operators.base import ModelCallConfig, OpConfig, Operator, Regex, Routed, build_request, render
 from operators.verify import parse_verdict
 from operators.vote import tally
 
@@ -30,15 +30,6 @@ Question:
 {query}
 
 Difficulty rating (0-10):"""
-
-
-class Routed(list):
-    """Candidates plus the branch chosen for them (what a routing operator returns)."""
-
-    def __init__(self, candidates: list[Candidate], branch: str, note: str | None = None):
-        super().__init__(candidates)
-        self.branch = branch
-        self.note = note
 
 
 class RouteConfig(ModelCallConfig):
@@ -82,7 +73,7 @@ class RouteConfig(ModelCallConfig):
         return list(self.branches)
 
 
-class Route(Operator):
+class Route(Operator[RouteConfig]):
     """Measures a confidence signal and picks one branch; the others never run.
 
     Cost: agreement: one request for ``samples`` cheap samples; self_rating: one call; verifier:
@@ -91,17 +82,19 @@ class Route(Operator):
     """
 
     kind = "route"
-    Config = RouteConfig
     summary = "Estimate difficulty from a cheap signal; run only the branch for its band."
+
+    def branches(self) -> tuple[str, ...]:
+        return tuple(self.config.branches)
 
     def call_bound(self, fan_in: int) -> tuple[int, int]:
         """Inputs are ignored: the signal's own calls; only sampled signals output (their samples)."""
-        cfg: RouteConfig = self.config
+        cfg = self.config
         calls = {"agreement": 1, "self_rating": 1, "verifier": 1 + cfg.samples, "classifier": 0}[cfg.signal]
         return calls, cfg.samples if cfg.signal in ("agreement", "verifier") else 0
 
     async def __call__(self, inputs: list[Candidate], query: Query, ctx) -> Routed:
-        cfg: RouteConfig = self.config
+        cfg = self.config
         samples: list[Candidate] = []
         note = None
         if cfg.signal == "classifier":
@@ -140,7 +133,7 @@ class Route(Operator):
     async def _verified_share(self, samples: list[Candidate], query: Query, ctx) -> float:
         from operators.verify import DEFAULT_PROMPT
 
-        cfg: RouteConfig = self.config
+        cfg = self.config
         comps = await asyncio.gather(*(
             ctx.complete(cfg.model, build_request(cfg, cfg.model, render(DEFAULT_PROMPT, query=query.text, candidate=c.text), temperature=0.0))
             for c in samples
@@ -152,11 +145,10 @@ class MergeConfig(OpConfig):
     top_k: int | None = Field(None, ge=1, description="Keep at most this many (in input order); default all.")
 
 
-class Merge(Operator):
+class Merge(Operator[MergeConfig]):
     """Passes on the candidates of its inputs that ran (the join after a route). No model call."""
 
     kind = "merge"
-    Config = MergeConfig
     summary = "Join: pass on the candidates of whichever inputs ran (e.g. after a route)."
 
     def call_bound(self, fan_in: int) -> tuple[int, int]:

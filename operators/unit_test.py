@@ -74,14 +74,13 @@ class WriteTestsConfig(ModelCallConfig):
         return [self.model]
 
 
-class WriteTests(Operator):
+class WriteTests(Operator[WriteTestsConfig]):
     """Writes tests for the query; its one candidate carries them (``meta.tests``) to ``unit_test``.
 
     Cost: one call. Fallback: a reply with no test in it gives an empty test list and a note.
     """
 
     kind = "write_tests"
-    Config = WriteTestsConfig
     summary = "An LLM writes unit tests (Python asserts or natural-language checks) for the query."
 
     def call_bound(self, fan_in: int) -> tuple[int, int]:
@@ -127,7 +126,7 @@ class UnitTestConfig(ModelCallConfig):
         return [self.model] if self.model else []
 
 
-class UnitTest(Operator):
+class UnitTest(Operator[UnitTestConfig]):
     """Scores every candidate by the share of tests it passes; all-pass candidates first, then by
     score (ties keep input order); ``top_k`` kept.
 
@@ -139,12 +138,11 @@ class UnitTest(Operator):
     """
 
     kind = "unit_test"
-    Config = UnitTestConfig
     summary = "Run candidates against unit tests (sandbox) or LLM-judged checks; best first."
 
     def call_bound(self, fan_in: int) -> tuple[int, int]:
         """A test-writing call when the model may write them, plus a judge call per input when nl checks can occur."""
-        cfg: UnitTestConfig = self.config
+        cfg = self.config
         writes = int(cfg.model is not None and cfg.tests in ("model", "auto"))
         # nl checks come from the model (style 'nl') or from a write_tests input of style 'nl',
         # whatever this node's own style; judging them needs the model.
@@ -152,7 +150,7 @@ class UnitTest(Operator):
         return writes + judges, fan_in if cfg.top_k is None else min(fan_in, cfg.top_k)
 
     async def __call__(self, inputs: list[Candidate], query: Query, ctx) -> list[Candidate]:
-        cfg: UnitTestConfig = self.config
+        cfg = self.config
         test_nodes = [c for c in inputs if c.meta.get("kind") == "tests"]
         cands = [c for c in inputs if c.meta.get("kind") != "tests"]
         tests, source = await self._tests(test_nodes, query, ctx)
@@ -177,7 +175,7 @@ class UnitTest(Operator):
         return [scored[i] for i in order][: cfg.top_k]
 
     async def _tests(self, test_nodes: list[Candidate], query: Query, ctx) -> tuple[list[dict[str, Any]], str]:
-        cfg: UnitTestConfig = self.config
+        cfg = self.config
         order = ["inputs", "item", "doctest", "model"] if cfg.tests == "auto" else [cfg.tests]
         for source in order:
             if source == "inputs":
@@ -195,7 +193,7 @@ class UnitTest(Operator):
         return [], "none"
 
     async def _judge(self, cand: Candidate, tests: list[dict[str, Any]], query: Query, ctx) -> dict[str, Any]:
-        cfg: UnitTestConfig = self.config
+        cfg = self.config
         listing = "\n".join(f"{i}. {t['text']}" for i, t in enumerate(tests, 1))
         prompt = render(JUDGE_PROMPT, query=query.text, candidate=cand.text, tests=listing)
         comp = await ctx.complete(cfg.model, build_request(cfg, cfg.model, prompt))

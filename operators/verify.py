@@ -50,7 +50,7 @@ class VerifyConfig(ModelCallConfig):
         return [self.model]
 
 
-class Verify(Operator):
+class Verify(Operator[VerifyConfig]):
     """Keeps the candidates the verifier judges correct, in input order.
 
     Cost: one call per candidate checked; with ``first_k``, waves of ``batch`` stop once enough
@@ -59,7 +59,6 @@ class Verify(Operator):
     """
 
     kind = "verify"
-    Config = VerifyConfig
     summary = "An LLM verifier reasons, then gives a verdict per candidate; keep the verified ones."
 
     def call_bound(self, fan_in: int) -> tuple[int, int]:
@@ -67,7 +66,7 @@ class Verify(Operator):
         return fan_in, fan_in
 
     async def __call__(self, inputs: list[Candidate], query: Query, ctx) -> list[Candidate]:
-        cfg: VerifyConfig = self.config
+        cfg = self.config
         checked: list[Candidate] = []
         passed = 0
         for start in range(0, len(inputs), cfg.batch):

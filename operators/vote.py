@@ -46,7 +46,7 @@ def tally(answers: Sequence[str | None]) -> list[tuple[str, list[int]]]:
     return sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[1][0]))
 
 
-class Vote(Operator):
+class Vote(Operator[VoteConfig]):
     """Self-consistency: the answer most candidates agree on, with its share of the votes as confidence.
 
     Cost: no model call. Ties: the answer whose first candidate comes earliest in input order wins.
@@ -54,11 +54,10 @@ class Vote(Operator):
     """
 
     kind = "vote"
-    Config = VoteConfig
     summary = "Majority vote over the candidates' extracted final answers (self-consistency)."
 
     async def __call__(self, inputs: list[Candidate], query: Query, ctx) -> list[Candidate]:
-        cfg: VoteConfig = self.config
+        cfg = self.config
         if not inputs:
             return []
         if cfg.extractor == "code_outputs":

@@ -1,133 +1,25 @@
-"""The pipeline graph: checks (inputs, cycles, output, model references) and compilation to LangGraph.
+"""The pipeline graph: compilation of a checked spec to LangGraph, and how each node runs in it.
+
+The checks live beside the spec (``archon.spec_checks``); their names are re-exported here for
+code that imported them from this module.
 
 Each pipeline node becomes one LangGraph node. A node waits for all of its inputs, and nodes that do
-not depend on each other run in the same LangGraph step, concurrently.
+not depend on each other run in the same LangGraph step, concurrently. The graph knows an operator
+only through its seam: ``__call__``, and ``branches()`` with the ``Routed`` result of a route.
 """
 
 from __future__ import annotations
 
 __all__ = ["check_graph", "compile_graph", "depth", "node_id_problem", "parse_model_ref"]
 
-from graphlib import CycleError, TopologicalSorter
 from typing import TYPE_CHECKING, Annotated, Any, TypedDict
 
-from archon.exceptions import SpecError, suggest
-from backends.presets import PRESETS
+from archon.spec_checks import check_graph, depth, node_id_problem, parse_model_ref
+from archon.types import Candidate
+from operators.base import Operator, Routed
 
 if TYPE_CHECKING:
     from archon.spec import PipelineSpec
-
-
-def parse_model_ref(ref: str) -> tuple[str, str]:
-    """"fast/qwen2.5-7b" -> ("fast", "qwen2.5-7b"); "local/path/to/m.gguf" -> ("local", "path/to/m.gguf")."""
-    backend, sep, model = ref.partition("/")
-    if not sep or not backend or not model:
-        raise SpecError(f"model '{ref}' must be '<backend>/<model name>', e.g. 'openai/gpt-4o-mini' or 'local/gemma-3-270m'.")
-    return backend, model
-
-
-# LangGraph refuses these node names (its START/END, its write and config keys): every internal
-# name it has starts with "__", and these few do not. tests/archon/test_bad_input.py checks the rule
-# against the installed LangGraph, so an upgrade that reserves more is noticed.
-_RESERVED_IDS = frozenset({"checkpoint_id", "checkpoint_map", "checkpoint_ns", "configurable"})
-# LangGraph joins names with these into task paths ("parent:child|...").
-_RESERVED_CHARS = (":", "|")
-
-
-def node_id_problem(node_id: str) -> str | None:
-    """Why LangGraph (or a one-line message) cannot take ``node_id`` as a node name, else None."""
-    if node_id.startswith("__") or node_id in _RESERVED_IDS:
-        return (f"'{node_id}' is reserved by LangGraph (ids starting with '__', and "
-                f"{', '.join(sorted(_RESERVED_IDS))}); choose another id, e.g. '{node_id.strip('_') or 'step'}'.")
-    bad = next((c for c in _RESERVED_CHARS if c in node_id), None)
-    if bad:
-        return f"'{bad}' cannot be part of a node id (LangGraph separates names with ':' and '|'); use '-' or '_'."
-    if not node_id.isprintable():
-        return "a node id cannot hold control characters such as a newline or a tab."
-    return None
-
-
-def check_graph(spec: PipelineSpec, *, check_backends: bool = True) -> None:
-    """Raise SpecError listing every graph problem: duplicates, unknown inputs, cycles, output, models.
-
-    ``check_backends=False`` skips checking backend names against presets and ``backends:``, for
-    pipelines whose backends are given as instances at run time (the runtime checks them then).
-    """
-    src = spec.source
-    ids = [n.id for n in spec.nodes]
-    problems: list[str] = []
-    seen: set[str] = set()
-    for nid in ids:
-        if nid in seen:
-            problems.append(f"{src}: node '{nid}': duplicate id; node ids must be unique.")
-        seen.add(nid)
-    for node in spec.nodes:
-        for inp in node.inputs:
-            if inp not in seen:
-                problems.append(f"{src}: node '{node.id}': field 'inputs': no node '{inp}'.{suggest(inp, ids)} Nodes: {', '.join(ids)}")
-            elif inp == node.id:
-                problems.append(f"{src}: node '{node.id}': field 'inputs': a node cannot read itself.")
-    by_id = {n.id: n for n in spec.nodes}
-    for node in spec.nodes:
-        for ref in node.config.node_refs():
-            target = by_id.get(ref)
-            if target is None:
-                problems.append(f"{src}: node '{node.id}': no node '{ref}'.{suggest(ref, ids)} Nodes: {', '.join(ids)}")
-            elif node.id not in target.inputs:
-                problems.append(f"{src}: node '{ref}': a branch of route '{node.id}' must list it in 'inputs' (inputs: [{node.id}]).")
-    backends = set(PRESETS) | set(spec.backends)
-    for node in spec.nodes:
-        for ref in node.config.model_refs():
-            try:
-                backend, _ = parse_model_ref(ref)
-            except SpecError as exc:
-                problems.append(f"{src}: node '{node.id}': field 'model': {exc}")
-                continue
-            if check_backends and backend not in backends:
-                problems.append(
-                    f"{src}: node '{node.id}': field 'model': unknown backend '{backend}' in '{ref}'.{suggest(backend, backends)}"
-                    f" Define it under 'backends:' or use a preset: {', '.join(sorted(PRESETS))}"
-                )
-    if spec.output not in seen:
-        problems.append(f"{src}: field 'output': no node '{spec.output}'.{suggest(spec.output, ids)} Nodes: {', '.join(ids)}")
-    if problems:
-        raise SpecError(problems)
-
-    try:
-        order = list(TopologicalSorter({n.id: set(n.inputs) for n in spec.nodes}).static_order())
-    except CycleError as exc:
-        cycle = exc.args[1]
-        raise SpecError(f"{src}: node '{cycle[0]}': cycle in 'inputs': {' -> '.join(cycle)}. A pipeline must be acyclic.") from None
-    needed = _ancestors(spec, spec.output)
-    for nid in order:
-        if nid not in needed:
-            problems.append(f"{src}: node '{nid}': does not feed the output '{spec.output}'; connect it or remove it.")
-    if problems:
-        raise SpecError(problems)
-
-
-def _ancestors(spec: PipelineSpec, node_id: str) -> set[str]:
-    by_id = {n.id: n for n in spec.nodes}
-    out, stack = set(), [node_id]
-    while stack:
-        nid = stack.pop()
-        if nid not in out:
-            out.add(nid)
-            stack.extend(by_id[nid].inputs)
-    return out
-
-
-def depth(spec: PipelineSpec) -> int:
-    """Number of sequential steps on the critical path (the lower bound on a query's wall time)."""
-    memo: dict[str, int] = {}
-    by_id = {n.id: n for n in spec.nodes}
-
-    def d(nid: str) -> int:
-        if nid not in memo:
-            memo[nid] = 1 + max((d(i) for i in by_id[nid].inputs), default=0)
-        return memo[nid]
-
-    return d(spec.output)
 
 
 def _merge(left: dict, right: dict) -> dict:
@@ -151,7 +43,7 @@ class _State(TypedDict):
     notes: Annotated[list, _concat]
 
 
-def compile_graph(spec: PipelineSpec, operators: dict[str, Any]) -> Any:
+def compile_graph(spec: PipelineSpec, operators: dict[str, Operator]) -> Any:
     """A compiled LangGraph for ``spec``; ``operators`` maps node id to its operator instance.
 
     The query and the RunContext travel in ``config["configurable"]`` so one compiled graph serves
@@ -173,10 +65,10 @@ def compile_graph(spec: PipelineSpec, operators: dict[str, Any]) -> Any:
     return graph.compile()
 
 
-def _node_fn(node_id: str, inputs: tuple[str, ...], op: Any):
+def _node_fn(node_id: str, inputs: tuple[str, ...], op: Operator):
     from langchain_core.runnables import RunnableConfig
 
-    branches = list(getattr(op.config, "branches", ()) or ())
+    branches = op.branches()
 
     async def run_node(state: _State, config: RunnableConfig) -> dict:
         conf = config["configurable"]
@@ -186,15 +78,24 @@ def _node_fn(node_id: str, inputs: tuple[str, ...], op: Any):
             return {"results": {node_id: []}, "skipped": frozenset([node_id])}
         cands = [c for i in inputs if i not in skipped for c in results[i]]
         out = await op(cands, conf["query"], conf["ctx"].for_node(node_id))
-        chosen = getattr(out, "branch", None)
-        if chosen is not None:
-            update = {"results": {node_id: list(out)}, "skipped": frozenset(b for b in branches if b != chosen)}
-            if getattr(out, "note", None):
-                update["notes"] = [f"{node_id}: {out.note}"]
-            return update
-        return {"results": {node_id: out}}
+        if not branches:
+            return {"results": {node_id: out}}
+        routed = _routed(node_id, branches, out)
+        update: dict[str, Any] = {"results": {node_id: list(routed)}, "skipped": frozenset(b for b in branches if b != routed.branch)}
+        if routed.note:
+            update["notes"] = [f"{node_id}: {routed.note}"]
+        return update
 
     run_node.__name__ = f"node_{node_id}"
     return run_node
 
 
+def _routed(node_id: str, branches: tuple[str, ...], out: list[Candidate]) -> Routed:
+    """The output of a routing node, checked. A wrong answer is the operator's bug, not the user's: a
+    TypeError naming the node, instead of silently running every branch or none."""
+    if not isinstance(out, Routed):
+        raise TypeError(f"node '{node_id}': an operator with branches() must return a Routed (candidates, branch), "
+                        f"got {type(out).__name__}")
+    if out.branch not in branches:
+        raise TypeError(f"node '{node_id}': the operator chose branch '{out.branch}', not one of its branches() {list(branches)}")
+    return out

@@ -1,7 +1,7 @@
 """The pipeline file: parsing and checking, with errors that name the file, the node and the fix.
 
 A pipeline is validated in three layers: the top-level keys and ``backends:`` (pydantic models),
-each node's settings (its operator's own ``Config``), then the graph (``archon.graph``). All
+each node's settings (its operator's own ``Config``), then the graph (``archon.spec_checks``). All
 problems found are reported at once, one line each: ``file: node 'x': message``.
 """
 
@@ -18,8 +18,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from archon.exceptions import SpecError, suggest
-from archon.graph import node_id_problem
 from archon.registry import backend_kinds, get_operator, operator_kinds
+from archon.spec_checks import check_graph, node_id_problem
 from backends.presets import BackendSpec, missing_base_url
 from operators.base import OpConfig
 
@@ -105,8 +105,6 @@ def load_pipeline(path: str | Path) -> PipelineSpec:
 def parse_pipeline(
     data: Any, source: str = "<pipeline>", default_name: str = "pipeline", *, check_backends: bool = True
 ) -> PipelineSpec:
-    from archon.graph import check_graph
-
     if not isinstance(data, dict):
         raise SpecError(f"{source}: a pipeline file must be a mapping with 'nodes:' (got {type(data).__name__}).")
     problems: list[str] = []

@@ -152,3 +152,19 @@ def test_to_yaml_keeps_backend_variables_unexpanded(monkeypatch):
     spec = parse_pipeline({"backends": {"srv": {"base_url": "${SOME_URL}"}}, "nodes": [{"id": "a", "op": "generate", "model": "srv/m"}]})
     assert spec.backends["srv"].base_url == "http://127.0.0.1:9/v1"
     assert "${SOME_URL}" in spec.to_yaml() and "127.0.0.1:9" not in spec.to_yaml()
+
+
+def test_checks_live_beside_the_spec_not_in_the_graph():
+    """Reading and checking a pipeline needs neither the graph nor LangGraph: the checks are spec-side
+    (archon.spec_checks), and archon.graph keeps their old names importable."""
+    code = ("import sys; from archon.spec import parse_pipeline; "
+            "parse_pipeline({'nodes': [{'id': 'a', 'op': 'generate', 'model': 'openai/m'}]}); "
+            "print(sorted(m for m in sys.modules if m == 'archon.graph' or m.startswith('langgraph')))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=EXAMPLES.parent)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"
+
+    import archon.graph
+    import archon.spec_checks
+
+    assert all(getattr(archon.graph, name) is getattr(archon.spec_checks, name) for name in archon.spec_checks.__all__)

@@ -12,7 +12,7 @@ from archon.spec import PipelineSpec, parse_pipeline
 from backends.presets import BackendSpec
 from operators.base import OpConfig
 
-Inputs = list[str] | str | None
+_Inputs = list[str] | str | None
 
 
 class Pipeline:
@@ -40,13 +40,15 @@ class Pipeline:
         return self
 
     @overload
-    def add(self, node_id: str, op: OpConfig, *, inputs: Inputs = None) -> str: ...
+    def add(self, node_id: str, op: OpConfig, *, inputs: _Inputs = None) -> str: ...
     @overload
-    def add(self, node_id: str, op: str, config: OpConfig, *, inputs: Inputs = None) -> str: ...
+    def add(self, node_id: str, op: str, config: OpConfig, *, inputs: _Inputs = None) -> str: ...
     @overload
-    def add(self, node_id: str, op: str, *, inputs: Inputs = None, **settings: Any) -> str: ...
+    def add(self, node_id: str, op: str, *, inputs: _Inputs = None, **settings: Any) -> str: ...
 
-    def add(self, node_id: str, op: str | OpConfig, config: OpConfig | None = None, *, inputs: Inputs = None, **settings: Any) -> str:
+    def add(
+        self, node_id: str, op: str | OpConfig, config: OpConfig | None = None, *, inputs: _Inputs = None, **settings: Any
+    ) -> str:
         """Add a node: its settings as a typed model (``nodes.Generate(...)``, the op found from the
         model), as an op name and a model, or as an op name and keywords. Returns ``node_id``."""
         if isinstance(op, OpConfig):

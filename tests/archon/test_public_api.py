@@ -16,6 +16,7 @@ MODULES = [
     "operators.answers", "operators.retrieve", "archon.serve", "archon.serve.app", "archon.serve.protocol",
     "archon.serve.streaming", "archon.serve.guard", "archon.serve.errors", "archon.serve.settings", "backends.budget",
     "stores.schema", "stores.liveness",
+    "archon.spec_checks", "archon.nodes",
 ]
 
 

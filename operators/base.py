@@ -54,12 +54,12 @@ class OpConfig(BaseModel):
 class ModelCallConfig(OpConfig):
     """Settings shared by operators that call a model."""
 
-    temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature.")
-    max_tokens: int = Field(512, ge=1, description="Most tokens generated per completion.")
-    system: str | None = Field(None, description="System prompt (chat mode).")
+    temperature: float = Field(default=0.7, ge=0, le=2, description="Sampling temperature.")
+    max_tokens: int = Field(default=512, ge=1, description="Most tokens generated per completion.")
+    system: str | None = Field(default=None, description="System prompt (chat mode).")
     stop: list[str] = Field(default_factory=list, description="Stop sequences.")
     mode: Literal["chat", "completion"] = Field(
-        "chat", description="'chat' sends messages; 'completion' sends the rendered prompt as plain text (base models)."
+        default="chat", description="'chat' sends messages; 'completion' sends the rendered prompt as plain text (base models)."
     )
 
 

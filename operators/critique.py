@@ -40,11 +40,11 @@ Reviews:"""
 class CritiqueConfig(ModelCallConfig):
     model: str = Field(..., description="'<backend>/<model>' of the critic.")
     per: Literal["candidate", "all"] = Field(
-        "candidate", description="'candidate': one call per candidate (concurrent); 'all': one call reviewing all of them."
+        default="candidate", description="'candidate': one call per candidate (concurrent); 'all': one call reviewing all of them."
     )
-    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature of the critic.")
-    max_tokens: int = Field(384, ge=1, description="Most tokens per critique (per='all': for all of them).")
-    prompt: str | None = Field(None, description="Template; per='candidate': {query}, {candidate}; per='all': {query}, {candidates}, {n}.")
+    temperature: float = Field(default=0.0, ge=0, le=2, description="Sampling temperature of the critic.")
+    max_tokens: int = Field(default=384, ge=1, description="Most tokens per critique (per='all': for all of them).")
+    prompt: str | None = Field(default=None, description="Template; per='candidate': {query}, {candidate}; per='all': {query}, {candidates}, {n}.")
 
     def model_refs(self) -> list[str]:
         return [self.model]

@@ -25,8 +25,8 @@ Response:"""
 
 class FuseConfig(ModelCallConfig):
     model: str | list[str] = Field(..., description="'<backend>/<model>' of the fuser, or a list (each fuser gives one candidate).")
-    samples: int = Field(1, ge=1, le=64, description="Fused candidates per fuser model.")
-    prompt: str = Field(DEFAULT_PROMPT, description="Template: {query}, {candidates} (numbered [1]..[n], with critiques when present).")
+    samples: int = Field(default=1, ge=1, le=64, description="Fused candidates per fuser model.")
+    prompt: str = Field(default=DEFAULT_PROMPT, description="Template: {query}, {candidates} (numbered [1]..[n], with critiques when present).")
 
     def models(self) -> list[str]:
         return [self.model] if isinstance(self.model, str) else list(self.model)

@@ -17,9 +17,9 @@ CONTEXT_PROMPT = "{context}\n\n{query}"
 
 class GenerateConfig(ModelCallConfig):
     model: str | list[str] = Field(..., description="'<backend>/<model>', or a list of them (an ensemble: each model samples).")
-    samples: int = Field(1, ge=1, le=256, description="Completions per model.")
+    samples: int = Field(default=1, ge=1, le=256, description="Completions per model.")
     prompt: str | None = Field(
-        None,
+        default=None,
         description="Prompt template: {query} is the query, {context} the input candidates' texts. Default: '{query}', "
         "or '{context}\n\n{query}' when the node has inputs. Inputs reach the prompt only through {context}.",
     )

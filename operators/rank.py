@@ -23,10 +23,10 @@ Answer with the identifiers only, best first, in the form [2] > [1] > [3]. Ranki
 
 class RankConfig(ModelCallConfig):
     model: str = Field(..., description="'<backend>/<model>' of the ranker.")
-    top_k: int = Field(3, ge=1, description="How many of the best candidates to keep.")
-    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature of the ranker.")
-    max_tokens: int = Field(256, ge=1, description="Most tokens in the ranker's reply.")
-    prompt: str = Field(DEFAULT_PROMPT, description="Template: {query}, {candidates} (numbered [1]..[n]), {n}.")
+    top_k: int = Field(default=3, ge=1, description="How many of the best candidates to keep.")
+    temperature: float = Field(default=0.0, ge=0, le=2, description="Sampling temperature of the ranker.")
+    max_tokens: int = Field(default=256, ge=1, description="Most tokens in the ranker's reply.")
+    prompt: str = Field(default=DEFAULT_PROMPT, description="Template: {query}, {candidates} (numbered [1]..[n]), {n}.")
 
     def model_refs(self) -> list[str]:
         return [self.model]

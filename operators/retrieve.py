@@ -50,17 +50,17 @@ class RetrieveConfig(OpConfig):
         "resolve against the working directory), or 'item' for the passages in the benchmark item (query.data['passages'] "
         "or HotpotQA's 'context').",
     )
-    method: Literal["bm25", "embedding"] = Field("bm25", description="'bm25' (lexical) or 'embedding' (cosine; the 'embeddings' extra).")
-    top_k: int = Field(3, ge=1, le=1000, description="Most passages returned, best first.")
+    method: Literal["bm25", "embedding"] = Field(default="bm25", description="'bm25' (lexical) or 'embedding' (cosine; the 'embeddings' extra).")
+    top_k: int = Field(default=3, ge=1, le=1000, description="Most passages returned, best first.")
     query_template: str = Field(
-        "{query}", description="Text searched for. {query} is the query; {context} is the input candidates' text (when the node has inputs)."
+        default="{query}", description="Text searched for. {query} is the query; {context} is the input candidates' text (when the node has inputs)."
     )
-    text_field: str = Field("text", description="JSONL corpus: the field holding a passage's text ('title' and 'id' are optional).")
-    stem: bool = Field(True, description="bm25: match words by their English stem ('erupt' finds 'eruption').")
-    chunk_words: int | None = Field(None, ge=1, description="Split each passage into chunks of this many words (none = one passage per file/line).")
-    chunk_overlap: int = Field(0, ge=0, description="Words shared by consecutive chunks (less than chunk_words).")
-    min_score: float | None = Field(None, description="Drop passages scoring below this (bm25 always drops a score of 0: no query word matched).")
-    embedding_model: str | None = Field(None, description="embedding: a local sentence-transformers model folder (default: bundled all-MiniLM-L6-v2).")
+    text_field: str = Field(default="text", description="JSONL corpus: the field holding a passage's text ('title' and 'id' are optional).")
+    stem: bool = Field(default=True, description="bm25: match words by their English stem ('erupt' finds 'eruption').")
+    chunk_words: int | None = Field(default=None, ge=1, description="Split each passage into chunks of this many words (none = one passage per file/line).")
+    chunk_overlap: int = Field(default=0, ge=0, description="Words shared by consecutive chunks (less than chunk_words).")
+    min_score: float | None = Field(default=None, description="Drop passages scoring below this (bm25 always drops a score of 0: no query word matched).")
+    embedding_model: str | None = Field(default=None, description="embedding: a local sentence-transformers model folder (default: bundled all-MiniLM-L6-v2).")
 
     @model_validator(mode="after")
     def _overlap_fits(self) -> RetrieveConfig:

@@ -34,21 +34,21 @@ Difficulty rating (0-10):"""
 
 class RouteConfig(ModelCallConfig):
     signal: Literal["agreement", "self_rating", "verifier", "classifier"] = Field(
-        "agreement",
+        default="agreement",
         description="agreement: share of the majority answer among cheap samples; self_rating: the model rates the "
         "query 0-10; verifier: share of cheap samples the model verifies as correct; classifier: a small model fitted "
         "on the store's past eval results of pipeline 'history' predicts that it answers correctly.",
     )
-    model: str | None = Field(None, description="'<backend>/<model>' used to measure the signal (a cheap model); not used by 'classifier'.")
-    history: str | None = Field(None, description="classifier: the pipeline (by name) whose past eval results train it.")
-    min_history: int = Field(20, ge=2, description="classifier: fewest scored items needed; fewer -> the hardest branch.")
-    samples: int = Field(5, ge=1, le=64, description="Cheap samples (agreement, verifier).")
-    temperature: float = Field(0.8, ge=0, le=2, description="Temperature of the cheap samples.")
+    model: str | None = Field(default=None, description="'<backend>/<model>' used to measure the signal (a cheap model); not used by 'classifier'.")
+    history: str | None = Field(default=None, description="classifier: the pipeline (by name) whose past eval results train it.")
+    min_history: int = Field(default=20, ge=2, description="classifier: fewest scored items needed; fewer -> the hardest branch.")
+    samples: int = Field(default=5, ge=1, le=64, description="Cheap samples (agreement, verifier).")
+    temperature: float = Field(default=0.8, ge=0, le=2, description="Temperature of the cheap samples.")
     extractor: Literal["last_number", "boxed", "choice", "regex", "text"] = Field(
-        "last_number", description="How to read each cheap sample's answer (agreement)."
+        default="last_number", description="How to read each cheap sample's answer (agreement)."
     )
-    pattern: Regex | None = Field(None, description="Regular expression for extractor 'regex'.")
-    prompt: str = Field("{query}", description="Template of the cheap samples: {query}.")
+    pattern: Regex | None = Field(default=None, description="Regular expression for extractor 'regex'.")
+    prompt: str = Field(default="{query}", description="Template of the cheap samples: {query}.")
     thresholds: list[float] = Field(..., min_length=1, description="Ascending cut points in [0, 1] between bands.")
     branches: list[str] = Field(..., min_length=2, description="Node ids, one per band, hardest (lowest confidence) first.")
 
@@ -142,7 +142,7 @@ class Route(Operator[RouteConfig]):
 
 
 class MergeConfig(OpConfig):
-    top_k: int | None = Field(None, ge=1, description="Keep at most this many (in input order); default all.")
+    top_k: int | None = Field(default=None, ge=1, description="Keep at most this many (in input order); default all.")
 
 
 class Merge(Operator[MergeConfig]):

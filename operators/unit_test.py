@@ -65,10 +65,10 @@ def _parse_asserts(text: str) -> list[str]:
 
 class WriteTestsConfig(ModelCallConfig):
     model: str = Field(..., description="'<backend>/<model>' that writes the tests.")
-    style: Literal["code", "nl"] = Field("code", description="'code': Python asserts; 'nl': natural-language checks judged by an LLM.")
-    num_tests: int = Field(5, ge=1, le=50, description="How many tests to ask for.")
-    temperature: float = Field(0.2, ge=0, le=2, description="Sampling temperature.")
-    prompt: str | None = Field(None, description="Template: {query}, {n}.")
+    style: Literal["code", "nl"] = Field(default="code", description="'code': Python asserts; 'nl': natural-language checks judged by an LLM.")
+    num_tests: int = Field(default=5, ge=1, le=50, description="How many tests to ask for.")
+    temperature: float = Field(default=0.2, ge=0, le=2, description="Sampling temperature.")
+    prompt: str | None = Field(default=None, description="Template: {query}, {n}.")
 
     def model_refs(self) -> list[str]:
         return [self.model]
@@ -104,17 +104,17 @@ async def write_tests(cfg: WriteTestsConfig | UnitTestConfig, query: Query, ctx)
 
 class UnitTestConfig(ModelCallConfig):
     tests: Literal["auto", "inputs", "item", "doctest", "model"] = Field(
-        "auto",
+        default="auto",
         description="Where tests come from: 'inputs' (a write_tests node among the inputs), 'item' (the benchmark item's "
         "tests, when the benchmark shows them: MBPP's test_list, never HumanEval's test), 'doctest' (examples in the code "
         "prompt), 'model' (written now by 'model'); 'auto' tries them in that order.",
     )
-    style: Literal["code", "nl"] = Field("code", description="'code': run in the sandbox; 'nl': an LLM judges each check.")
-    model: str | None = Field(None, description="'<backend>/<model>' that writes tests (tests: model/auto) or judges nl checks.")
-    num_tests: int = Field(5, ge=1, le=50, description="Tests to write when the model writes them.")
-    top_k: int | None = Field(None, ge=1, description="Keep this many best candidates; default all, best first.")
-    timeout: float = Field(10.0, gt=0, le=300, description="Seconds of sandbox time per candidate.")
-    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature of the test writer / judge.")
+    style: Literal["code", "nl"] = Field(default="code", description="'code': run in the sandbox; 'nl': an LLM judges each check.")
+    model: str | None = Field(default=None, description="'<backend>/<model>' that writes tests (tests: model/auto) or judges nl checks.")
+    num_tests: int = Field(default=5, ge=1, le=50, description="Tests to write when the model writes them.")
+    top_k: int | None = Field(default=None, ge=1, description="Keep this many best candidates; default all, best first.")
+    timeout: float = Field(default=10.0, gt=0, le=300, description="Seconds of sandbox time per candidate.")
+    temperature: float = Field(default=0.0, ge=0, le=2, description="Sampling temperature of the test writer / judge.")
 
     @model_validator(mode="after")
     def _model_needed(self):

@@ -39,12 +39,12 @@ def parse_verdict(text: str) -> bool | None:
 class VerifyConfig(ModelCallConfig):
     model: str = Field(..., description="'<backend>/<model>' of the verifier.")
     first_k: int | None = Field(
-        None, ge=1, description="Stop once this many candidates are verified (checked in input order, 'batch' at a time)."
+        default=None, ge=1, description="Stop once this many candidates are verified (checked in input order, 'batch' at a time)."
     )
-    batch: int = Field(4, ge=1, description="Candidates verified concurrently per wave (with first_k: the most wasted calls).")
-    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature of the verifier.")
-    max_tokens: int = Field(512, ge=1, description="Most tokens in the verifier's reasoning and verdict.")
-    prompt: str = Field(DEFAULT_PROMPT, description="Template: {query}, {candidate}.")
+    batch: int = Field(default=4, ge=1, description="Candidates verified concurrently per wave (with first_k: the most wasted calls).")
+    temperature: float = Field(default=0.0, ge=0, le=2, description="Sampling temperature of the verifier.")
+    max_tokens: int = Field(default=512, ge=1, description="Most tokens in the verifier's reasoning and verdict.")
+    prompt: str = Field(default=DEFAULT_PROMPT, description="Template: {query}, {candidate}.")
 
     def model_refs(self) -> list[str]:
         return [self.model]

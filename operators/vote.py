@@ -18,13 +18,13 @@ Extractor = Literal["last_number", "boxed", "choice", "regex", "text", "code_out
 
 class VoteConfig(OpConfig):
     extractor: Extractor = Field(
-        "last_number",
+        default="last_number",
         description="How to find each candidate's final answer: last_number, boxed (\\boxed{}), choice (a letter A-J), "
         "regex (see 'pattern'), text (the whole normalized text), code_outputs (the program's outputs on the item's tests).",
     )
-    pattern: Regex | None = Field(None, description="Regular expression for extractor 'regex' (its first group is the answer).")
+    pattern: Regex | None = Field(default=None, description="Regular expression for extractor 'regex' (its first group is the answer).")
     keep: Literal["winner", "all"] = Field(
-        "winner", description="'winner': one candidate (the majority's first); 'all': one per answer group, majority first."
+        default="winner", description="'winner': one candidate (the majority's first); 'all': one per answer group, majority first."
     )
 
     @model_validator(mode="after")

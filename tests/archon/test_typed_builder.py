@@ -127,6 +127,14 @@ p.add("top", nodes.Rank(model="fake/m", top_k=2), inputs=[d])
 p.add("pool", "ensemble", nodes.Generate(model=["fake/a", "fake/b"]))
 p.add("old", "generate", model="fake/m", samples=2)
 reveal_type(Generate("d", nodes.Generate(model="fake/m")).config)
+
+# Every model with its required settings only: a default mypy cannot see (Field(0.7) instead of
+# Field(default=0.7)) would show up here as a missing argument.
+every = [
+    nodes.Critique(model="fake/m"), nodes.Fuse(model="fake/m"), nodes.Generate(model="fake/m"), nodes.Merge(),
+    nodes.Rank(model="fake/m"), nodes.Retrieve(corpus="docs/"), nodes.Route(thresholds=[0.5], branches=["a", "b"]),
+    nodes.UnitTest(), nodes.Verify(model="fake/m"), nodes.Vote(), nodes.WriteTests(model="fake/m"),
+]
 """
 
 BAD = """
@@ -157,6 +165,7 @@ def mypy(tmp_path: Path, name: str, code: str) -> tuple[int, str]:
 @pytest.mark.skipif(shutil.which("mypy") is None and subprocess.run([sys.executable, "-m", "mypy", "--version"],
                     capture_output=True).returncode != 0, reason="mypy is not installed")
 def test_mypy_checks_typed_nodes_and_operator_configs(tmp_path):
+    assert all(f"nodes.{name}(" in GOOD for name in nodes.__all__)
     code, out = mypy(tmp_path, "good.py", GOOD)
     assert code == 0, out
     assert 'Revealed type is "operators.generate.GenerateConfig"' in out

@@ -10,7 +10,7 @@ from archon.exceptions import SpecError
 from archon.registry import get_operator, operator_kinds
 from archon.spec import PipelineSpec, parse_pipeline
 from backends.presets import BackendSpec
-from operators.base import OpConfig
+from operators.base import OpConfig, Operator
 
 _Inputs = list[str] | str | None
 
@@ -52,13 +52,14 @@ class Pipeline:
         """Add a node: its settings as a typed model (``nodes.Generate(...)``, the op found from the
         model), as an op name and a model, or as an op name and keywords. Returns ``node_id``."""
         if isinstance(op, OpConfig):
-            op, config = _op_of(node_id, type(op)), op
+            config = op
+            op = _op_of(node_id, type(config))
         if config is not None:
             if settings:
                 raise SpecError(f"node '{node_id}': give the settings in the {type(config).__name__} model or as keywords, "
                                 f"not both (got {', '.join(settings)}).")
             try:
-                expected = get_operator(op).Config
+                expected = _operator(op).Config
             except SpecError as exc:
                 raise SpecError(f"node '{node_id}': field 'op': {exc}") from None
             if not isinstance(config, expected):
@@ -97,7 +98,7 @@ def _op_of(node_id: str, config_type: type[OpConfig]) -> str:
     found = []
     for kind in operator_kinds():
         try:
-            cls = get_operator(kind)
+            cls = _operator(kind)
         except (ImportError, AttributeError):
             continue  # a broken plug-in is reported when a pipeline names it, not for every node built
         if cls.Config is config_type and "Config" in vars(cls):
@@ -110,3 +111,7 @@ def _op_of(node_id: str, config_type: type[OpConfig]) -> str:
                         f"p.add('{node_id}', '<op>', {name}(...)).")
     raise SpecError(f"node '{node_id}': {name} is the settings model of several ops ({', '.join(found)}); "
                     f"name one: p.add('{node_id}', '{found[0]}', {name}(...)).")
+
+
+def _operator(kind: str) -> type[Operator]:
+    return get_operator(kind)  # typed here until archon.registry says it returns an Operator class

@@ -314,7 +314,7 @@ class Retrieve(Operator[RetrieveConfig]):
         """No call; at most ``top_k`` passages, whatever the inputs."""
         return 0, self.config.top_k
 
-    def __init__(self, node_id: str, config: OpConfig):
+    def __init__(self, node_id: str, config: RetrieveConfig):
         super().__init__(node_id, config)
         cfg = self.config
         self._path = None if cfg.corpus == ITEM else _resolve(node_id, cfg)
@@ -364,7 +364,7 @@ class Retrieve(Operator[RetrieveConfig]):
             hits = await asyncio.to_thread(index.search, text, cfg.top_k)
         else:
             hits = index.search(text, cfg.top_k)
-        out = []
+        out: list[Candidate] = []
         for i, score in hits:
             if cfg.min_score is not None and score < cfg.min_score:
                 continue

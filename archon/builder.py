@@ -28,7 +28,7 @@ class Pipeline:
     ``add`` returns the node id, so inputs read naturally.
     """
 
-    def __init__(self, name: str, *, backends: dict[str, BackendSpec | dict] | None = None, description: str = ""):
+    def __init__(self, name: str, *, backends: dict[str, BackendSpec | dict[str, Any]] | None = None, description: str = ""):
         self.name = name
         self.description = description
         self.backends = {k: v.model_dump(exclude_unset=True) if isinstance(v, BackendSpec) else dict(v) for k, v in (backends or {}).items()}
@@ -113,5 +113,5 @@ def _op_of(node_id: str, config_type: type[OpConfig]) -> str:
                     f"name one: p.add('{node_id}', '{found[0]}', {name}(...)).")
 
 
-def _operator(kind: str) -> type[Operator]:
+def _operator(kind: str) -> type[Operator[Any]]:
     return get_operator(kind)  # typed here until archon.registry says it returns an Operator class

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 __all__ = ["check_graph", "compile_graph", "depth", "node_id_problem", "parse_model_ref"]
 
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Annotated, Any, TypedDict
 
 from archon.spec_checks import check_graph, depth, node_id_problem, parse_model_ref
@@ -22,15 +23,15 @@ if TYPE_CHECKING:
     from archon.spec import PipelineSpec
 
 
-def _merge(left: dict, right: dict) -> dict:
+def _merge(left: dict[str, Any], right: dict[str, Any]) -> dict[str, Any]:
     return {**left, **right}
 
 
-def _union(left: frozenset, right: frozenset) -> frozenset:
+def _union(left: frozenset[str], right: frozenset[str]) -> frozenset[str]:
     return left | right
 
 
-def _concat(left: list, right: list) -> list:
+def _concat(left: list[str], right: list[str]) -> list[str]:
     return left + right
 
 
@@ -38,12 +39,12 @@ class _State(TypedDict):
     results: Annotated[dict[str, Any], _merge]
     # Nodes that do not run in this query: branches a route did not choose, and nodes that read
     # only skipped nodes. A skipped node outputs nothing and calls no model.
-    skipped: Annotated[frozenset, _union]
+    skipped: Annotated[frozenset[str], _union]
     # Node-level notes (a fallback that no candidate carries, e.g. a route that fell back).
-    notes: Annotated[list, _concat]
+    notes: Annotated[list[str], _concat]
 
 
-def compile_graph(spec: PipelineSpec, operators: dict[str, Operator]) -> Any:
+def compile_graph(spec: PipelineSpec, operators: Mapping[str, Operator[Any]]) -> Any:
     """A compiled LangGraph for ``spec``; ``operators`` maps node id to its operator instance.
 
     The query and the RunContext travel in ``config["configurable"]`` so one compiled graph serves
@@ -65,12 +66,12 @@ def compile_graph(spec: PipelineSpec, operators: dict[str, Operator]) -> Any:
     return graph.compile()
 
 
-def _node_fn(node_id: str, inputs: tuple[str, ...], op: Operator):
+def _node_fn(node_id: str, inputs: tuple[str, ...], op: Operator[Any]) -> Callable[..., Awaitable[dict[str, Any]]]:
     from langchain_core.runnables import RunnableConfig
 
     branches = op.branches()
 
-    async def run_node(state: _State, config: RunnableConfig) -> dict:
+    async def run_node(state: _State, config: RunnableConfig) -> dict[str, Any]:
         conf = config["configurable"]
         results = state["results"]
         skipped = state.get("skipped") or frozenset()

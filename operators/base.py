@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, Literal, Ty
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from archon.types import Candidate, Query
-from backends.base import CompletionRequest, Usage
+from backends.base import CompletionRequest, Message
 
 if TYPE_CHECKING:
     from archon.context import RunContext
@@ -175,7 +175,8 @@ def build_request(
             model=model, prompt=text, mode="completion", temperature=temp, max_tokens=cfg.max_tokens,
             stop=tuple(cfg.stop), samples=tuple(samples),
         )
-    messages = ([{"role": "system", "content": cfg.system}] if cfg.system else []) + [{"role": "user", "content": prompt}]
+    messages: list[Message] = [{"role": "system", "content": cfg.system}] if cfg.system else []
+    messages.append({"role": "user", "content": prompt})
     return CompletionRequest(
         model=model, messages=tuple(messages), mode="chat", temperature=temp, max_tokens=cfg.max_tokens,
         stop=tuple(cfg.stop), samples=tuple(samples),

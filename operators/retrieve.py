@@ -98,7 +98,7 @@ def _read_text_files(path: Path) -> list[_Record]:
 
 
 def _read_jsonl(path: Path, text_field: str) -> list[_Record]:
-    out = []
+    out: list[_Record] = []
     with path.open(encoding="utf-8", errors="replace") as fh:
         for n, line in enumerate(fh, 1):
             if not line.strip():
@@ -131,7 +131,7 @@ def _item_records(query: Query, node_id: str) -> list[_Record]:
         raw = [{"title": t, "text": s} for t, s in zip(raw["title"], raw["sentences"])]
     if not isinstance(raw, list):
         raise SpecError(f"node '{node_id}': the item's passages must be a list of strings or {{title, text}} mappings (got {type(raw).__name__}).")
-    out = []
+    out: list[_Record] = []
     for i, p in enumerate(raw):
         if isinstance(p, str):
             out.append((p, None, f"passage {i + 1}"))

@@ -100,17 +100,20 @@ class Route(Operator[RouteConfig]):
         if cfg.signal == "classifier":
             from operators.route_classifier import predict_confidence
 
+            assert cfg.history is not None  # RouteConfig's validator requires it for this signal
             prob, note = await predict_confidence(ctx, cfg.history, query.text, cfg.min_history)
             confidence = 0.0 if prob is None else prob
             if note:
                 return Routed([], cfg.branches[0], note=note)
         elif cfg.signal == "self_rating":
+            assert cfg.model is not None  # RouteConfig's validator requires it for every signal but 'classifier'
             comp = await ctx.complete(cfg.model, build_request(cfg, cfg.model, render(RATING_PROMPT, query=query.text), temperature=0.0))
             m = re.search(r"\d+(?:\.\d+)?", comp.texts[0])
             confidence = min(float(m.group()), 10.0) / 10 if m else 0.0
             if not m:
                 note = f"route fallback: no rating in the reply ({comp.texts[0].strip()[:60]!r}); took the hardest branch"
         else:
+            assert cfg.model is not None  # as above
             prompt = render(cfg.prompt, query=query.text)
             comp = await ctx.complete(cfg.model, build_request(cfg, cfg.model, prompt, samples=range(cfg.samples)))
             samples = [Candidate(text=t, node=self.node_id, model=cfg.model, sample=k, usage=u)
@@ -134,6 +137,7 @@ class Route(Operator[RouteConfig]):
         from operators.verify import DEFAULT_PROMPT
 
         cfg = self.config
+        assert cfg.model is not None  # only the verifier signal gets here, and it requires a model
         comps = await asyncio.gather(*(
             ctx.complete(cfg.model, build_request(cfg, cfg.model, render(DEFAULT_PROMPT, query=query.text, candidate=c.text), temperature=0.0))
             for c in samples

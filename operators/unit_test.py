@@ -164,14 +164,15 @@ class UnitTest(Operator[UnitTestConfig]):
             ep = entry_point_of(query)
             results = await asyncio.gather(*(run_tests(build_program(c.text, query), tests, prompt=query.text, entry_point=ep,
                                                        timeout=cfg.timeout) for c in cands))
-        scored = []
+        scored, scores = [], []
         for c, r in zip(cands, results):
             score = r["passed"] / r["total"] if r["total"] else 0.0
+            scores.append(score)
             c = c.evolve(score=score, meta={**c.meta, "tests": {**{k: r[k] for k in ("passed", "total", "status")}, "source": source}})
             if r.get("note"):
                 c = c.noted(r["note"])
             scored.append(c.noted(used))
-        order = sorted(range(len(scored)), key=lambda i: (scored[i].score < 1.0, -scored[i].score, i))
+        order = sorted(range(len(scored)), key=lambda i: (scores[i] < 1.0, -scores[i], i))
         return [scored[i] for i in order][: cfg.top_k]
 
     async def _tests(self, test_nodes: list[Candidate], query: Query, ctx) -> tuple[list[dict[str, Any]], str]:

@@ -22,17 +22,17 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from archon.exceptions import ConfigError, UserError, suggest
+from archon.exceptions import UserError
 from search.final import finish_search, measure, study_summary
+from search.samplers import make_sampler
 
 if TYPE_CHECKING:
     from archon.context import Runtime
     from archon.evals.datasets import Benchmark
     from archon.spec import PipelineSpec
     from backends.budget import Budget
-    from search.space import SearchSpace
+    from search.space import FunctionSpace, SearchSpace
 
-SAMPLERS = ("tpe", "random", "grid", "nsga2")
 COST_KEYS = {"usd": "cost_per_query_usd", "tokens": "tokens_per_query", "calls": "calls_per_item"}
 HEARTBEAT_S = 2.0  # a running trial's heartbeat period ...
 GRACE_S = 8.0  # ... and how long without one before another worker fails it as stale
@@ -46,63 +46,6 @@ class PerQuery:
     calls: int | None = None
     tokens: float | None = None
     usd: float | None = None
-
-
-def make_sampler(name: str, seed: int | None, space: SearchSpace | None = None, trials: int | None = None):
-    import optuna
-
-    if name == "tpe":
-        # Optuna's 10 random trials first would make a short search (--trials 8) purely random.
-        startup = 10 if trials is None else max(3, min(10, trials // 3))
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=startup)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed)
-    if name == "grid":
-        if space is None:
-            raise ConfigError("the grid sampler needs the search space")
-        return optuna.samplers.GridSampler(_grid(space), seed=seed)
-    raise UserError(f"unknown sampler '{name}'.{suggest(name, SAMPLERS)} Valid: {', '.join(SAMPLERS)}")
-
-
-def _grid(space: SearchSpace) -> dict[str, list[Any]]:
-    """Every parameter's values; ranges must have a step to be gridded.
-
-    A define-by-run space asks some parameters only on some paths (``rank`` only when samples > 1):
-    the space is walked again with each known value of each parameter until no new one appears.
-    """
-    from search.space import _Recorder
-
-    grid: dict[str, list[Any]] = {}
-
-    class Collect(_Recorder):
-        def __init__(self, fixed: dict[str, Any]):
-            super().__init__()
-            self.fixed = fixed
-
-        def suggest_categorical(self, name, choices):
-            grid.setdefault(name, list(choices))
-            return self.fixed.get(name, choices[0])
-
-        def suggest_int(self, name, low, high, step=1, log=False):
-            grid.setdefault(name, list(range(low, high + 1, step)))
-            return self.fixed.get(name, low)
-
-        def suggest_float(self, name, low, high, step=None, log=False):
-            if step is None:
-                raise UserError(f"the grid sampler needs a 'step' on the float range '{name}'")
-            n = int(round((high - low) / step))
-            grid.setdefault(name, [round(low + i * step, 10) for i in range(n + 1)])
-            return self.fixed.get(name, low)
-
-    space.sample(Collect({}))
-    tried: set[tuple[str, str]] = set()
-    while todo := [(k, v) for k, vs in grid.items() for v in vs if (k, repr(v)) not in tried]:
-        for k, v in todo:
-            tried.add((k, repr(v)))
-            space.sample(Collect({k: v}))
-    return grid
 
 
 def subset_sizes(total: int, steps: int = 3, first: int = 5) -> list[int]:
@@ -177,7 +120,7 @@ class SearchResult:
         return render_text(self.to_dict())
 
 
-def _study(name: str, storage: str, sampler: str, seed: int | None, space: SearchSpace, multi: bool, trials: int):
+def _study(name: str, storage: str, sampler: str, seed: int | None, space: SearchSpace | FunctionSpace, multi: bool, trials: int):
     import optuna
 
     store = _rdb_storage(storage)
@@ -257,7 +200,7 @@ def _counts(t: Any) -> bool:
 
 
 async def run_search(
-    space: SearchSpace,
+    space: SearchSpace | FunctionSpace,
     benchmark: Benchmark,
     runtime: Runtime,
     *,
@@ -343,8 +286,9 @@ async def run_search(
         try:
             with quiet_optuna():
                 spec = space.sample(trial)
+            measured: dict[str, Any] = {}
             if _repeat(trial, spec, everything, study):
-                state, measured = "skipped", {}
+                state = "skipped"
             else:
                 state, measured = await _run_trial(trial, spec, store, study, dev, sizes, runtime, concurrency, per_query, cost, multi)
         except BaseException:

@@ -19,7 +19,7 @@ from tests.conftest import ROOT
 from tests.serve.conftest import live
 
 README = ROOT / "README.md"
-BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
 
 def _blocks() -> list[str]:

@@ -16,7 +16,7 @@ from archon.cli import DbOpt, JsonOpt, app, echo_json, err
 from archon.exceptions import UserError
 
 if TYPE_CHECKING:
-    from archon.evals.api import EvalProgress
+    from archon.evals.api import EvalComparison, EvalProgress, EvalReport
 
 _Opt = typer.Option
 
@@ -48,12 +48,13 @@ def eval_(
         raise UserError("give one pipeline, or two to compare (as two arguments or with --compare).")
     with _progress_bar(disable=json_out) as progress:
         options = {"limit": limit, "concurrency": concurrency, "style": style, "judge": judge, "db": db, "progress": progress}
+        report: EvalReport | EvalComparison
         if len(files) == 1:
-            report = evaluate(files[0], benchmark, **options)
-            reports = [report]
+            single = evaluate(files[0], benchmark, **options)
+            report, reports = single, [single]
         else:
-            report = compare_pipelines(files[0], files[1], benchmark, **options)
-            reports = [report.a, report.b]
+            paired = compare_pipelines(files[0], files[1], benchmark, **options)
+            report, reports = paired, [paired.a, paired.b]
     if json_out:
         echo_json(report.to_dict())
     else:

@@ -45,7 +45,8 @@ def test_the_python_api_is_what_the_commands_call():
 
     import archon
     import search
-    from archon.cli import eval as eval_cmd, search as search_cmd
+    from archon.cli import eval as eval_cmd
+    from archon.cli import search as search_cmd
 
     assert callable(archon.search) and archon.search.__module__ == "search.api" and search.__name__ == "search"
     assert archon.evaluate.__module__ == "archon.evals.api"

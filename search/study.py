@@ -178,7 +178,7 @@ def _own_budget(runtime: Runtime, budget: Budget) -> Runtime:
     builds its own around the same backends. Backends it builds join the caller's list, which the
     caller's ``aclose`` closes. The caller's runtime and budget stay as they were.
     """
-    budget.pricing = budget.pricing or runtime.log.pricing
+    budget.pricing = budget.pricing or runtime.budget.pricing  # the runtime's price table
     view = copy.copy(runtime)
     view.budget = budget
     view._chains = {}

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["CompiledPipeline", "arun", "as_spec", "merge_backends", "open_runtime", "run"]
+__all__ = ["CompiledPipeline", "arun", "as_spec", "blocking", "merge_backends", "open_runtime", "run"]
 
 import asyncio
+import functools
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from archon.context import RunContext, Runtime
 from archon.exceptions import ArchonError, BackendError, ConfigError, RunFailed
@@ -164,3 +165,20 @@ async def arun(
 def run(pipeline: PipelineSpec | str | Path | Any, query: Query | str, **kw: Any) -> RunResult:
     """Run a pipeline on one query (blocking). See ``arun`` for the arguments."""
     return asyncio.run(arun(pipeline, query, **kw))
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def blocking(async_fn: Callable[P, Awaitable[T]], name: str) -> Callable[P, T]:
+    """The blocking twin of an async API function (``evaluate`` of ``aevaluate``): the same parameters,
+    documentation and result, run in an event loop of its own."""
+
+    @functools.wraps(async_fn)
+    def twin(*args: P.args, **kwargs: P.kwargs) -> T:
+        return asyncio.run(async_fn(*args, **kwargs))  # type: ignore[arg-type]
+
+    twin.__name__ = twin.__qualname__ = name
+    twin.__doc__ = f"``{async_fn.__name__}`` (below), blocking: run in an event loop of its own.\n\n{async_fn.__doc__ or ''}"
+    return twin

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 __all__ = ["as_space", "asearch", "search", "show_study"]
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from archon.exceptions import UserError, suggest
-from archon.runner import as_spec, open_runtime
+from archon.runner import as_spec, blocking, open_runtime
 from search.study import PerQuery, SearchResult, TrialProgress, quiet_optuna, run_search
 
 if TYPE_CHECKING:
@@ -66,7 +65,19 @@ async def asearch(
     runtime: Runtime | None = None,
     progress: Callable[[TrialProgress], None] | None = None,
 ) -> SearchResult:
-    """Search ``space`` on ``benchmark``; see ``search``. Async."""
+    """Search ``space`` for the pipeline that scores best on ``benchmark`` under a budget. Async;
+    ``search`` is its blocking twin. Resumable: the study holds every trial, and workers share it.
+
+    ``trials``: evaluated trials the study should hold (earlier runs and other workers count).
+    ``limit``: the first N items, ``holdout`` the last N of them kept apart and scored once at the end.
+    ``trial_items``: most dev items a trial is scored on. ``rescore``: best N rescored on all dev items.
+    ``baseline``: a pipeline scored beside the best. ``sampler``: tpe, random, grid, nsga2. ``cost``:
+    usd, tokens, calls or auto. ``budget_usd``/``budget_tokens``/``max_calls``: what the whole search
+    may spend. ``per_query``: ``PerQuery(calls=, tokens=, usd=)`` limits every pipeline must respect.
+    ``study``: its name (default ``<space>@<benchmark>``). ``db``: the store; ``storage``: the study's
+    database (default: the store's). ``backends``/``runtime``: as for ``archon.evaluate``.
+    ``progress``: called with a ``TrialProgress`` after each trial.
+    """
     from archon.evals.api import as_benchmark
 
     sp = as_space(space)
@@ -81,21 +92,7 @@ async def asearch(
                                 baseline=base, cost=cost, progress=progress)
 
 
-def search(space: Any, benchmark: Any, **kw: Any) -> SearchResult:
-    """Search ``space`` for the pipeline that scores best on ``benchmark`` under a budget (blocking;
-    ``asearch`` is the async twin). Resumable: the study holds every trial, and workers share it.
-
-    ``trials``: evaluated trials the study should hold (earlier runs and other workers count).
-    ``limit``: the first N items, ``holdout`` the last N of them kept apart and scored once at the end.
-    ``trial_items``: most dev items a trial is scored on. ``rescore``: best N rescored on all dev items.
-    ``baseline``: a pipeline scored beside the best. ``sampler``: tpe, random, grid, nsga2. ``cost``:
-    usd, tokens, calls or auto. ``budget_usd``/``budget_tokens``/``max_calls``: what the whole search
-    may spend. ``per_query``: ``PerQuery(calls=, tokens=, usd=)`` limits every pipeline must respect.
-    ``study``: its name (default ``<space>@<benchmark>``). ``db``: the store; ``storage``: the study's
-    database (default: the store's). ``backends``/``runtime``: as for ``archon.evaluate``.
-    ``progress``: called with a ``TrialProgress`` after each trial.
-    """
-    return asyncio.run(asearch(space, benchmark, **kw))
+search = blocking(asearch, "search")
 
 
 def show_study(study: str | None = None, *, space: Any = None, benchmark: Any = None, storage: str | None = None,

@@ -8,7 +8,7 @@ __all__ = ["eval_"]
 import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -47,7 +47,7 @@ def eval_(
     if len(files) > 2:
         raise UserError("give one pipeline, or two to compare (as two arguments or with --compare).")
     with _progress_bar(disable=json_out) as progress:
-        options = {"limit": limit, "concurrency": concurrency, "style": style, "judge": judge, "db": db, "progress": progress}
+        options: dict[str, Any] = {"limit": limit, "concurrency": concurrency, "style": style, "judge": judge, "db": db, "progress": progress}
         report: EvalReport | EvalComparison
         if len(files) == 1:
             single = evaluate(files[0], benchmark, **options)

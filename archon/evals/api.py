@@ -15,7 +15,6 @@ from __future__ import annotations
 
 __all__ = ["EvalComparison", "EvalProgress", "EvalReport", "acompare", "aevaluate", "as_benchmark", "compare", "evaluate"]
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from archon.evals.report import Comparison, EvalSummary, summarize
 from archon.evals.report import compare as paired
 from archon.exceptions import StoreUnavailable, UserError
-from archon.runner import as_spec, open_runtime
+from archon.runner import as_spec, blocking, open_runtime
 
 if TYPE_CHECKING:
     from archon.context import Runtime
@@ -118,7 +117,15 @@ async def aevaluate(
     runtime: Runtime | None = None,
     progress: Callable[[EvalProgress], None] | None = None,
 ) -> EvalReport:
-    """Score ``pipeline`` on ``benchmark``; see ``evaluate``. Async."""
+    """Score ``pipeline`` on ``benchmark``: the score with its 95% interval, failures, cost, tokens,
+    calls and latency. Async; ``evaluate`` is its blocking twin.
+
+    ``limit``: only the first N items. ``concurrency``: items run at once. ``style``: the prompt style
+    (auto: completion when every node is in completion mode). ``judge``: the judge pipeline of judged
+    benchmarks (mt-bench). ``db``: the store (None: the default one). ``backends``: backend instances
+    by name (test doubles, your own clients). ``runtime``: run on this runtime (left open) instead.
+    ``progress``: called with an ``EvalProgress`` after each item.
+    """
     if style not in STYLES:
         raise UserError(f"style must be auto, chat or completion (got '{style}').")
     spec = as_spec(pipeline)
@@ -160,17 +167,7 @@ def _progress(callback: Callable[[EvalProgress], None] | None, pipeline: str, be
     return report
 
 
-def evaluate(pipeline: PipelineLike, benchmark: BenchmarkLike, **kw: Any) -> EvalReport:
-    """Score ``pipeline`` on ``benchmark``: the score with its 95% interval, failures, cost, tokens,
-    calls and latency (blocking; ``aevaluate`` is the async twin).
-
-    ``limit``: only the first N items. ``concurrency``: items run at once. ``style``: the prompt style
-    (auto: completion when every node is in completion mode). ``judge``: the judge pipeline of judged
-    benchmarks (mt-bench). ``db``: the store (None: the default one). ``backends``: backend instances
-    by name (test doubles, your own clients). ``runtime``: run on this runtime (left open) instead.
-    ``progress``: called with an ``EvalProgress`` after each item.
-    """
-    return asyncio.run(aevaluate(pipeline, benchmark, **kw))
+evaluate = blocking(aevaluate, "evaluate")
 
 
 async def acompare(
@@ -187,7 +184,9 @@ async def acompare(
     runtime: Runtime | None = None,
     progress: Callable[[EvalProgress], None] | None = None,
 ) -> EvalComparison:
-    """Score two pipelines on the same items and pair them; see ``compare``. Async."""
+    """Score pipelines ``a`` and ``b`` on ``benchmark`` (as ``aevaluate``: each on its own runtime unless
+    ``runtime`` is given) and compare them paired: B minus A with its 95% interval, as ``archon eval A B``.
+    Async; ``compare`` is its blocking twin."""
     if style not in STYLES:
         raise UserError(f"style must be auto, chat or completion (got '{style}').")
     specs = [as_spec(a), as_spec(b)]  # both checked before either runs
@@ -198,7 +197,4 @@ async def acompare(
     return EvalComparison(first, second, paired(first.results, second.results))
 
 
-def compare(a: PipelineLike, b: PipelineLike, benchmark: BenchmarkLike, **kw: Any) -> EvalComparison:
-    """Score pipelines ``a`` and ``b`` on ``benchmark`` (as ``evaluate``, each on its own runtime unless
-    ``runtime`` is given) and compare them paired: B minus A with its 95% interval, as ``archon eval A B``."""
-    return asyncio.run(acompare(a, b, benchmark, **kw))
+compare = blocking(acompare, "compare")

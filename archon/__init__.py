@@ -1,9 +1,11 @@
 """Archon: LLM systems built from inference-time techniques.
 
-    from archon import Pipeline, run
+    from archon import Pipeline, run, evaluate, search
     p = Pipeline("demo")
     p.add("draft", "generate", model="local/gemma-3-270m", mode="completion", samples=4)
     print(run(p, "def fib(n):").output)
+    print(evaluate(p, "starter", limit=5))                  # as `archon eval`
+    print(search("examples/spaces/starter.yaml", "starter", limit=5, trials=4))   # as `archon search`
 """
 
 import importlib
@@ -23,9 +25,23 @@ _HOMES = {
     "RunFailed": "archon.exceptions",
     "SpecError": "archon.exceptions",
     "UserError": "archon.exceptions",
+    "EvalComparison": "archon.evals.api",
+    "EvalProgress": "archon.evals.api",
+    "EvalReport": "archon.evals.api",
+    "acompare": "archon.evals.api",
+    "aevaluate": "archon.evals.api",
+    "compare": "archon.evals.api",
+    "evaluate": "archon.evals.api",
     "CompiledPipeline": "archon.runner",
     "arun": "archon.runner",
+    "open_runtime": "archon.runner",
     "run": "archon.runner",
+    "asearch": "search.api",
+    "search": "search.api",
+    "show_study": "search.api",
+    "PerQuery": "search.study",
+    "SearchResult": "search.study",
+    "TrialProgress": "search.study",
     "PipelineSpec": "archon.spec",
     "load_pipeline": "archon.spec",
     "parse_pipeline": "archon.spec",
@@ -39,9 +55,12 @@ if TYPE_CHECKING:
     from archon.builder import Pipeline
     from archon.context import RunContext, Runtime
     from archon.exceptions import ArchonError, BackendError, ConfigError, MissingDependency, RunFailed, SpecError, UserError
-    from archon.runner import CompiledPipeline, arun, run
+    from archon.evals.api import EvalComparison, EvalProgress, EvalReport, acompare, aevaluate, compare, evaluate
+    from archon.runner import CompiledPipeline, arun, open_runtime, run
     from archon.spec import PipelineSpec, load_pipeline, parse_pipeline, pipeline_json_schema
     from archon.types import Candidate, Query, RunResult
+    from search.api import asearch, search, show_study
+    from search.study import PerQuery, SearchResult, TrialProgress
 
 __all__ = [
     "ArchonError",
@@ -49,7 +68,11 @@ __all__ = [
     "Candidate",
     "CompiledPipeline",
     "ConfigError",
+    "EvalComparison",
+    "EvalProgress",
+    "EvalReport",
     "MissingDependency",
+    "PerQuery",
     "Pipeline",
     "PipelineSpec",
     "Query",
@@ -57,13 +80,23 @@ __all__ = [
     "RunFailed",
     "RunResult",
     "Runtime",
+    "SearchResult",
     "SpecError",
+    "TrialProgress",
     "UserError",
+    "acompare",
+    "aevaluate",
     "arun",
+    "asearch",
+    "compare",
+    "evaluate",
     "load_pipeline",
+    "open_runtime",
     "parse_pipeline",
     "pipeline_json_schema",
     "run",
+    "search",
+    "show_study",
 ]
 
 __version__ = "0.1.0"

@@ -115,6 +115,18 @@ class Runtime:
         finally:
             await self._close_backends()
 
+    async def __aenter__(self) -> Runtime:  # noqa: PYI034 (a subclass is not expected)
+        return self
+
+    async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if exc is None:
+            await self.aclose()
+            return
+        try:
+            await self.aclose()
+        except Exception:  # noqa: BLE001,S110 (the body's error is the one to report, not a store that also failed)
+            pass
+
     async def _close_backends(self) -> None:
         for raw in self._raw:
             close = getattr(raw, "aclose", None)

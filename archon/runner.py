@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-__all__ = ["CompiledPipeline", "arun", "run"]
+__all__ = ["CompiledPipeline", "arun", "as_spec", "blocking", "merge_backends", "open_runtime", "run"]
 
 import asyncio
+import functools
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from archon.context import RunContext, Runtime
-from archon.exceptions import ArchonError, BackendError, RunFailed
+from archon.exceptions import ArchonError, BackendError, ConfigError, RunFailed
 from archon.graph import compile_graph
 from archon.registry import get_operator
 from archon.spec import PipelineSpec, load_pipeline
 from archon.types import Query, RunResult
+
+if TYPE_CHECKING:
+    from backends.budget import Budget
+    from backends.presets import BackendSpec
 
 
 class CompiledPipeline:
@@ -92,12 +98,53 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _spec(pipeline: PipelineSpec | str | Path | Any) -> PipelineSpec:
+def as_spec(pipeline: PipelineSpec | str | Path | Any) -> PipelineSpec:
+    """A pipeline given as a spec, a file path or a ``Pipeline`` builder, as a checked spec."""
     if isinstance(pipeline, PipelineSpec):
         return pipeline
     if hasattr(pipeline, "build"):  # the Python builder
         return pipeline.build()
     return load_pipeline(pipeline)
+
+
+def merge_backends(specs: Iterable[PipelineSpec]) -> dict[str, BackendSpec]:
+    """The pipelines' ``backends:`` sections as one, for one runtime running them all."""
+    merged: dict[str, BackendSpec] = {}
+    origin: dict[str, str] = {}
+    for spec in specs:
+        for name, backend in spec.backends.items():
+            if name in merged and merged[name] != backend:
+                raise ConfigError(f"{spec.source}: backend '{name}' differs from its definition in {origin[name]}; "
+                                  "pipelines run together share each backend, so rename one of them")
+            merged[name], origin[name] = backend, spec.source
+    return merged
+
+
+@asynccontextmanager
+async def open_runtime(
+    specs: Iterable[PipelineSpec],
+    *,
+    runtime: Runtime | None = None,
+    db: Any = None,
+    backends: dict[str, Any] | None = None,
+    use_cache: bool = True,
+    budget: Budget | None = None,
+) -> AsyncIterator[Runtime]:
+    """A runtime for ``specs`` with every backend they use checked (a missing key fails before any call).
+
+    With ``runtime`` given, that one is checked and used, and left open for its owner; otherwise one is
+    made from the specs' backends (plus ``backends`` instances, the store ``db``) and closed on the way out.
+    """
+    specs = list(specs)
+    if runtime is not None:
+        for spec in specs:
+            runtime.check_backends(spec)
+        yield runtime
+        return
+    async with Runtime(merge_backends(specs), backends=backends, store=db, use_cache=use_cache, budget=budget) as own:
+        for spec in specs:
+            own.check_backends(spec)
+        yield own
 
 
 async def arun(
@@ -110,17 +157,28 @@ async def arun(
     backends: dict[str, Any] | None = None,
 ) -> RunResult:
     """Run a pipeline (a spec, a file path or a builder) on one query. Async."""
-    spec = _spec(pipeline)
-    own = runtime is None
-    runtime = runtime or Runtime.for_pipeline(spec, store=db, use_cache=use_cache, backends=backends)
-    try:
-        runtime.check_backends(spec)
-        return await CompiledPipeline(spec).run(query, runtime)
-    finally:
-        if own:
-            await runtime.aclose()
+    spec = as_spec(pipeline)
+    async with open_runtime([spec], runtime=runtime, db=db, use_cache=use_cache, backends=backends) as rt:
+        return await CompiledPipeline(spec).run(query, rt)
 
 
 def run(pipeline: PipelineSpec | str | Path | Any, query: Query | str, **kw: Any) -> RunResult:
     """Run a pipeline on one query (blocking). See ``arun`` for the arguments."""
     return asyncio.run(arun(pipeline, query, **kw))
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def blocking(async_fn: Callable[P, Awaitable[T]], name: str) -> Callable[P, T]:
+    """The blocking twin of an async API function (``evaluate`` of ``aevaluate``): the same parameters,
+    documentation and result, run in an event loop of its own."""
+
+    @functools.wraps(async_fn)
+    def twin(*args: P.args, **kwargs: P.kwargs) -> T:
+        return asyncio.run(async_fn(*args, **kwargs))  # type: ignore[arg-type]
+
+    twin.__name__ = twin.__qualname__ = name
+    twin.__doc__ = f"``{async_fn.__name__}`` (below), blocking: run in an event loop of its own.\n\n{async_fn.__doc__ or ''}"
+    return twin

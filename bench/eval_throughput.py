@@ -67,9 +67,9 @@ async def main() -> None:
     s = summarize(run.results)
     ideal = args.items * 3 * args.delay / args.concurrency
     result = {"items": args.items, "concurrency": args.concurrency, "delay_s": args.delay, "wall_s": round(wall, 3),
-              "ideal_s": round(ideal, 3), "ratio_to_ideal": round(wall / ideal, 3), "calls": s["calls"], "failed": s["failed"]}
+              "ideal_s": round(ideal, 3), "ratio_to_ideal": round(wall / ideal, 3), "calls": s.calls, "failed": s.failed}
     print(f"{args.items} items x 3 steps at concurrency {args.concurrency}, {args.delay * 1000:.0f} ms per call: "
-          f"{wall:.2f} s (ideal {ideal:.2f} s, ratio {wall / ideal:.3f}x), {s['calls']} calls, {s['failed']} failed")
+          f"{wall:.2f} s (ideal {ideal:.2f} s, ratio {wall / ideal:.3f}x), {s.calls} calls, {s.failed} failed")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(f"wrote {args.out}")

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 def measure(results: list[dict[str, Any]], runtime: Runtime) -> dict[str, Any]:
     """A trial's figures; costs are the pipeline's own (paid plus replayed from the cache), per query."""
-    totals = summarize(results)
+    totals = summarize(results).to_dict()
     n = max(len(results), 1)
     spend = runtime.store.spend([r["run_id"] for r in results if r.get("run_id")]) if runtime.store is not None else {}
     unknown = spend.get("unknown_usage_calls", 0)
@@ -71,14 +71,14 @@ async def finish_search(study: Any, dev: Benchmark, held: Benchmark | None, runt
     if baseline is not None:
         base_dev = (await evaluate(baseline, dev, runtime, concurrency=concurrency)).results
         final["baseline"] = {"pipeline": baseline.to_yaml(), "name": baseline.name, **measure(base_dev, runtime),
-                             "difference": compare(base_dev, best_dev)}
+                             "difference": compare(base_dev, best_dev).to_dict()}
     if held is not None:
         best_held = (await evaluate(best_spec, held, runtime, concurrency=concurrency)).results
         final["holdout"] = {"n": len(held.items), "best": measure(best_held, runtime), "baseline": None}
         if baseline is not None:
             base_held = (await evaluate(baseline, held, runtime, concurrency=concurrency)).results
             final["holdout"]["baseline"] = measure(base_held, runtime)
-            final["holdout"]["difference"] = compare(base_held, best_held)
+            final["holdout"]["difference"] = compare(base_held, best_held).to_dict()
     study.set_user_attr("final", final)
 
 

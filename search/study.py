@@ -11,24 +11,28 @@ running) or spend too many tokens or dollars per query (measured on the first su
 
 from __future__ import annotations
 
-__all__ = ["PerQuery", "SearchResult", "make_sampler", "run_search", "subset_sizes"]
+__all__ = ["PerQuery", "SearchResult", "TrialProgress", "make_sampler", "quiet_optuna", "run_search", "subset_sizes"]
 
 import asyncio
+import copy
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from archon.exceptions import ConfigError, UserError, suggest
+from archon.exceptions import UserError
 from search.final import finish_search, measure, study_summary
+from search.samplers import make_sampler
 
 if TYPE_CHECKING:
     from archon.context import Runtime
     from archon.evals.datasets import Benchmark
     from archon.spec import PipelineSpec
-    from search.space import SearchSpace
+    from backends.budget import Budget
+    from search.space import FunctionSpace, SearchSpace
 
-SAMPLERS = ("tpe", "random", "grid", "nsga2")
 COST_KEYS = {"usd": "cost_per_query_usd", "tokens": "tokens_per_query", "calls": "calls_per_item"}
 HEARTBEAT_S = 2.0  # a running trial's heartbeat period ...
 GRACE_S = 8.0  # ... and how long without one before another worker fails it as stale
@@ -44,71 +48,29 @@ class PerQuery:
     usd: float | None = None
 
 
-def make_sampler(name: str, seed: int | None, space: SearchSpace | None = None, trials: int | None = None):
-    import optuna
-
-    if name == "tpe":
-        # Optuna's 10 random trials first would make a short search (--trials 8) purely random.
-        startup = 10 if trials is None else max(3, min(10, trials // 3))
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=startup)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed)
-    if name == "grid":
-        if space is None:
-            raise ConfigError("the grid sampler needs the search space")
-        return optuna.samplers.GridSampler(_grid(space), seed=seed)
-    raise UserError(f"unknown sampler '{name}'.{suggest(name, SAMPLERS)} Valid: {', '.join(SAMPLERS)}")
-
-
-def _grid(space: SearchSpace) -> dict[str, list[Any]]:
-    """Every parameter's values; ranges must have a step to be gridded.
-
-    A define-by-run space asks some parameters only on some paths (``rank`` only when samples > 1):
-    the space is walked again with each known value of each parameter until no new one appears.
-    """
-    from search.space import _Recorder
-
-    grid: dict[str, list[Any]] = {}
-
-    class Collect(_Recorder):
-        def __init__(self, fixed: dict[str, Any]):
-            super().__init__()
-            self.fixed = fixed
-
-        def suggest_categorical(self, name, choices):
-            grid.setdefault(name, list(choices))
-            return self.fixed.get(name, choices[0])
-
-        def suggest_int(self, name, low, high, step=1, log=False):
-            grid.setdefault(name, list(range(low, high + 1, step)))
-            return self.fixed.get(name, low)
-
-        def suggest_float(self, name, low, high, step=None, log=False):
-            if step is None:
-                raise UserError(f"the grid sampler needs a 'step' on the float range '{name}'")
-            n = int(round((high - low) / step))
-            grid.setdefault(name, [round(low + i * step, 10) for i in range(n + 1)])
-            return self.fixed.get(name, low)
-
-    space.sample(Collect({}))
-    tried: set[tuple[str, str]] = set()
-    while todo := [(k, v) for k, vs in grid.items() for v in vs if (k, repr(v)) not in tried]:
-        for k, v in todo:
-            tried.add((k, repr(v)))
-            space.sample(Collect({k: v}))
-    return grid
-
-
 def subset_sizes(total: int, steps: int = 3, first: int = 5) -> list[int]:
     """Growing dev subsets, e.g. 50 items -> [16, 33, 50]: cheap looks first, the whole set last."""
     sizes = sorted({max(min(first, total), total * (k + 1) // steps) for k in range(steps)})
     return [s for s in sizes if s > 0] or [total]
 
 
+@dataclass(frozen=True)
+class TrialProgress:
+    """What a search's ``progress`` callback gets after each trial it ran."""
+
+    trial: int
+    state: str  # complete, pruned, fail
+    score: float | None = None
+    n: int = 0  # items scored
+    calls_per_item: float | None = None
+    calls: int = 0
+    cached_calls: int = 0
+
+
 @dataclass
 class SearchResult:
+    """A search, or a finished study shown again: ``to_dict()`` is ``archon search --json``, ``str()`` its text report."""
+
     study_name: str
     trials: list[dict[str, Any]] = field(default_factory=list)  # the leaderboard, best first
     best: dict[str, Any] | None = None
@@ -126,12 +88,39 @@ class SearchResult:
     skipped: int = 0  # samples that repeated a tried pipeline or broke the per-query call limit
     ran: int = 0  # trials this process ran
     wall_s: float = 0.0
+    dev_items: int | None = None  # the dev items the best trials were rescored on
 
     def to_dict(self) -> dict[str, Any]:
         return {"study": self.study_name, "leaderboard": self.trials, **{k: v for k, v in asdict(self).items() if k not in ("study_name", "trials")}}
 
+    @classmethod
+    def from_summary(cls, summary: dict[str, Any]) -> SearchResult:
+        """A study's summary (``search.final.study_summary``) as a result; keys it does not know are left out."""
+        known = {f.name for f in fields(cls)}
+        result = cls(summary["study"], trials=list(summary.get("leaderboard") or []))
+        for key, value in summary.items():
+            if key in known and key not in ("study_name", "trials"):
+                setattr(result, key, value)
+        return result
 
-def _study(name: str, storage: str, sampler: str, seed: int | None, space: SearchSpace, multi: bool, trials: int):
+    @property
+    def best_spec(self) -> PipelineSpec | None:
+        """The best pipeline, ready to run (``archon.run(result.best_spec, query)``), or None before any finished trial."""
+        import yaml
+
+        from archon.spec import parse_pipeline
+
+        if self.best is None:
+            return None
+        return parse_pipeline(yaml.safe_load(self.best["pipeline"]), source=f"trial {self.best['trial']}", check_backends=False)
+
+    def __str__(self) -> str:
+        from search.report import render_text
+
+        return render_text(self.to_dict())
+
+
+def _study(name: str, storage: str, sampler: str, seed: int | None, space: SearchSpace | FunctionSpace, multi: bool, trials: int):
     import optuna
 
     store = _rdb_storage(storage)
@@ -161,6 +150,41 @@ def _rdb_storage(url: str):
     return make()
 
 
+@contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Optuna's info lines and the warnings this way of driving it raises, silenced for the calls inside only.
+
+    Heartbeats are recorded here (ask/tell, not study.optimize), which Optuna warns about; so is their API
+    (and the multivariate TPE) being experimental. Only synchronous calls go inside: filters set across an
+    ``await`` would leak into whatever else runs in the event loop meanwhile.
+    """
+    import optuna
+
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+            yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+def _own_budget(runtime: Runtime, budget: Budget) -> Runtime:
+    """The caller's runtime (its backends, store, call log and cache) metered by the search's own ``budget``.
+
+    A shallow copy with no wrapper chains yet: chains hold the budget they were built with, so the copy
+    builds its own around the same backends. Backends it builds join the caller's list, which the
+    caller's ``aclose`` closes. The caller's runtime and budget stay as they were.
+    """
+    budget.pricing = budget.pricing or runtime.budget.pricing  # the runtime's price table
+    view = copy.copy(runtime)
+    view.budget = budget
+    view._chains = {}
+    return view
+
+
 async def _heartbeat(store: Any, trial_id: int) -> None:
     while True:
         await asyncio.to_thread(store.record_heartbeat, trial_id)
@@ -176,7 +200,7 @@ def _counts(t: Any) -> bool:
 
 
 async def run_search(
-    space: SearchSpace,
+    space: SearchSpace | FunctionSpace,
     benchmark: Benchmark,
     runtime: Runtime,
     *,
@@ -196,17 +220,17 @@ async def run_search(
     holdout: int = 0,
     baseline: PipelineSpec | None = None,
     cost: str = "auto",
-    progress: Any = None,
+    progress: Callable[[TrialProgress], None] | None = None,
 ) -> SearchResult:
     """Run trials until the study holds ``trials`` evaluated ones (earlier runs and other workers count),
-    or a budget stops it; then score the best few on the whole dev set, the baseline, and the held-out split."""
+    or a budget stops it; then score the best few on the whole dev set, the baseline, and the held-out split.
+
+    ``runtime`` supplies the backends, store and cache; the budget limits apply to this search alone."""
     import optuna
     from optuna.trial import TrialState
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # Heartbeats are recorded here (ask/tell, not study.optimize), which Optuna warns about; so is their API being experimental.
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+    from backends.budget import Budget
+
     if cost == "auto":  # dollars where the models have prices; tokens for local and unpriced models
         cost = "usd" if any(_priced(ref, runtime) for ref in space.sample_first().model_refs()) else "tokens"
     if cost not in COST_KEYS:
@@ -217,12 +241,13 @@ async def run_search(
     held = benchmark.tail(holdout) if holdout else None
     name = study_name or f"{space.name}@{benchmark.name}"
     multi = sampler == "nsga2"
-    study, store = _study(name, storage, sampler, seed, space, multi, trials)
+    with quiet_optuna():
+        study, store = _study(name, storage, sampler, seed, space, multi, trials)
     study.set_user_attr("cost_key", COST_KEYS[cost])
     # Kept in the study, so that --show warns as the search did.
     study.set_user_attr("scoring_visible", list(benchmark.scoring_visible))
-    budget = runtime.budget
-    budget.usd, budget.tokens, budget.calls = budget_usd, budget_tokens, max_calls
+    budget = Budget(budget_usd, budget_tokens, max_calls)
+    runtime = _own_budget(runtime, budget)
     n_trial = min(trial_items or len(dev.items), len(dev.items))
     # Optuna cannot prune a multi-objective study: NSGA-II scores every trial on all its items at once.
     sizes = [n_trial] if multi else subset_sizes(n_trial, steps)
@@ -231,7 +256,8 @@ async def run_search(
     skipped_in_a_row = 0
     started = time.perf_counter()
     while True:
-        optuna.storages.fail_stale_trials(study)
+        with quiet_optuna():
+            optuna.storages.fail_stale_trials(study)
         everything = study.get_trials(deepcopy=False)
         budget.base = _spent(t for t in everything if t.number not in mine)
         counted = sum(_counts(t) for t in everything)
@@ -249,7 +275,8 @@ async def run_search(
         if counted + running >= trials:
             await asyncio.sleep(HEARTBEAT_S)  # other workers are finishing the last trials
             continue
-        trial = study.ask()
+        with quiet_optuna():
+            trial = study.ask()
         mine.add(trial.number)
         if _surplus(study, trial.number, trials):
             # Another worker asked in the same instant: the earliest trial numbers win, this one steps back.
@@ -257,9 +284,11 @@ async def run_search(
             study.tell(trial, state=TrialState.FAIL)
             continue
         try:
-            spec = space.sample(trial)
+            with quiet_optuna():
+                spec = space.sample(trial)
+            measured: dict[str, Any] = {}
             if _repeat(trial, spec, everything, study):
-                state, measured = "skipped", {}
+                state = "skipped"
             else:
                 state, measured = await _run_trial(trial, spec, store, study, dev, sizes, runtime, concurrency, per_query, cost, multi)
         except BaseException:
@@ -270,19 +299,16 @@ async def run_search(
         skipped_in_a_row = skipped_in_a_row + 1 if state == "skipped" else 0
         result.ran += state != "skipped"
         if progress is not None and state != "skipped":
-            progress(trial.number, state, measured)
+            progress(TrialProgress(trial.number, state, measured.get("score"), measured.get("n", 0), measured.get("calls_per_item"),
+                                   measured.get("calls", 0), measured.get("cached_calls", 0)))
     if result.stopped is None:
         await finish_search(study, dev, held, runtime, rescore=rescore, baseline=baseline,
                             concurrency=concurrency, cost_key=COST_KEYS[cost])
     study.set_user_attr("last_stop", result.stopped)
     summary = study_summary(study, COST_KEYS[cost])
-    for key, value in summary.items():
-        if key == "leaderboard":
-            result.trials = value
-        elif hasattr(result, key) and key != "stopped":
-            setattr(result, key, value)
-    result.wall_s = round(time.perf_counter() - started, 2)
-    return result
+    final = SearchResult.from_summary({**summary, "stopped": result.stopped})
+    final.ran, final.wall_s = result.ran, round(time.perf_counter() - started, 2)
+    return final
 
 
 def _fail_quietly(study: Any, trial: Any) -> None:

@@ -1,12 +1,15 @@
 """Eval reports: the score with its 95% interval, failures, cost, tokens, calls and latency; and the
-paired comparison of two pipelines on the same items."""
+paired comparison of two pipelines on the same items. Both are typed (``EvalSummary``,
+``Comparison``); ``to_dict()`` is what ``--json`` prints and ``str()`` the text report."""
 
 from __future__ import annotations
 
-__all__ = ["compare", "format_comparison", "format_summary", "interval", "optimism_warning", "summarize"]
+__all__ = ["Comparison", "EvalSummary", "compare", "format_comparison", "format_summary", "interval", "optimism_warning",
+           "summarize"]
 
 import math
 import statistics
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 _Z = statistics.NormalDist().inv_cdf(0.975)  # 1.96: two-sided 95%
@@ -46,11 +49,44 @@ def optimism_warning(scoring_visible: list[str] | tuple[str, ...]) -> str | None
     return f"selection saw the scoring tests: scores are optimistic (visible scoring fields: {', '.join(scoring_visible)})"
 
 
+@dataclass
+class EvalSummary:
+    """One pipeline on one benchmark. ``score`` is over the scored items; failures are counted apart
+    (``score_failures_as_zero`` counts them as wrong). None means unknown (no item scored, a server
+    that did not report usage, a model without a price), never zero."""
+
+    pipeline: str
+    benchmark: str
+    score: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n: int
+    failed: int
+    score_failures_as_zero: float | None
+    cost_usd: float | None
+    cost_per_item_usd: float | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    tokens_per_item: float | None
+    calls: int
+    calls_per_item: float | None
+    cached_calls: int
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    failures: list[dict[str, Any]] = field(default_factory=list)  # the first 20: item_id, error
+    scoring_visible: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return format_summary(self)
+
+
 def summarize(results: list[dict[str, Any]], *, pipeline: str = "", benchmark: str = "",
-              scoring_visible: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
-    """One object with at least: score, ci_low, ci_high, n, failed, cost_usd, prompt_tokens,
-    completion_tokens, calls, latency_p50_ms, latency_p95_ms, scoring_visible, warnings. ``score`` is
-    over the scored items; failures are counted apart (``score_failures_as_zero`` counts them as wrong)."""
+              scoring_visible: list[str] | tuple[str, ...] = ()) -> EvalSummary:
+    """The summary of an evaluation's item results (``EvalRun.results``)."""
     ok = [r for r in results if r["status"] == "ok"]
     failed = [r for r in results if r["status"] != "ok"]
     values = [float(r["score"]) for r in ok]
@@ -63,30 +99,29 @@ def summarize(results: list[dict[str, Any]], *, pipeline: str = "", benchmark: s
     latencies = [float(r["latency_ms"]) for r in ok]
     n_all = len(results)
     calls = sum(int(r.get("calls") or 0) for r in results)
-    out = {
-        "pipeline": pipeline,
-        "benchmark": benchmark,
-        "score": round(sum(values) / len(values), 6) if values else None,
-        "ci_low": round(lo, 6) if values else None,
-        "ci_high": round(hi, 6) if values else None,
-        "n": len(ok),
-        "failed": len(failed),
-        "score_failures_as_zero": round(sum(values) / n_all, 6) if n_all else None,
-        "cost_usd": None if unpriced else round(sum(costs), 8) if costs else (0.0 if not results else None),
-        "cost_per_item_usd": round(sum(costs) / n_all, 8) if costs and n_all and not unpriced else None,
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "tokens_per_item": round((prompt + completion) / n_all, 2) if n_all and prompt is not None and completion is not None else None,
-        "calls": calls,
-        "calls_per_item": round(calls / n_all, 3) if n_all else None,
-        "cached_calls": sum(int(r.get("cached_calls") or 0) for r in results),
-        "latency_p50_ms": round(_pct(latencies, 50), 2) if latencies else None,
-        "latency_p95_ms": round(_pct(latencies, 95), 2) if latencies else None,
-        "failures": [{"item_id": r["item_id"], "error": r.get("error")} for r in failed][:20],
-        "scoring_visible": list(scoring_visible),
-        "warnings": [w for w in [optimism_warning(scoring_visible)] if w],
-    }
-    return out
+    return EvalSummary(
+        pipeline=pipeline,
+        benchmark=benchmark,
+        score=round(sum(values) / len(values), 6) if values else None,
+        ci_low=round(lo, 6) if values else None,
+        ci_high=round(hi, 6) if values else None,
+        n=len(ok),
+        failed=len(failed),
+        score_failures_as_zero=round(sum(values) / n_all, 6) if n_all else None,
+        cost_usd=None if unpriced else round(sum(costs), 8) if costs else (0.0 if not results else None),
+        cost_per_item_usd=round(sum(costs) / n_all, 8) if costs and n_all and not unpriced else None,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        tokens_per_item=round((prompt + completion) / n_all, 2) if n_all and prompt is not None and completion is not None else None,
+        calls=calls,
+        calls_per_item=round(calls / n_all, 3) if n_all else None,
+        cached_calls=sum(int(r.get("cached_calls") or 0) for r in results),
+        latency_p50_ms=round(_pct(latencies, 50), 2) if latencies else None,
+        latency_p95_ms=round(_pct(latencies, 95), 2) if latencies else None,
+        failures=[{"item_id": r["item_id"], "error": r.get("error")} for r in failed][:20],
+        scoring_visible=list(scoring_visible),
+        warnings=[w for w in [optimism_warning(scoring_visible)] if w],
+    )
 
 
 def _known_total(results: list[dict[str, Any]], key: str) -> int | None:
@@ -95,8 +130,27 @@ def _known_total(results: list[dict[str, Any]], key: str) -> int | None:
     return None if any(v is None for v in values) else sum(int(v) for v in values)
 
 
-def compare(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> dict[str, Any]:
-    """B minus A on the items both scored: the mean difference and its paired 95% interval."""
+@dataclass
+class Comparison:
+    """B minus A on the items both scored: the mean difference, its paired 95% interval, and the wins."""
+
+    n: int
+    difference: float
+    ci_low: float
+    ci_high: float
+    b_better: int
+    a_better: int
+    ties: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def format(self, a: str, b: str) -> str:
+        return format_comparison(self, a, b)
+
+
+def compare(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> Comparison:
+    """B minus A on the items both scored (item results of two evaluations)."""
     sa = {r["item_id"]: float(r["score"]) for r in a if r["status"] == "ok"}
     sb = {r["item_id"]: float(r["score"]) for r in b if r["status"] == "ok"}
     common = [i for i in sa if i in sb]
@@ -104,15 +158,8 @@ def compare(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> dict[str, Any]:
     n = len(diffs)
     mean = sum(diffs) / n if n else 0.0
     half = _Z * statistics.stdev(diffs) / math.sqrt(n) if n > 1 else 0.0
-    return {
-        "n": n,
-        "difference": round(mean, 6),
-        "ci_low": round(mean - half, 6),
-        "ci_high": round(mean + half, 6),
-        "b_better": sum(d > 0 for d in diffs),
-        "a_better": sum(d < 0 for d in diffs),
-        "ties": sum(d == 0 for d in diffs),
-    }
+    return Comparison(n=n, difference=round(mean, 6), ci_low=round(mean - half, 6), ci_high=round(mean + half, 6),
+                      b_better=sum(d > 0 for d in diffs), a_better=sum(d < 0 for d in diffs), ties=sum(d == 0 for d in diffs))
 
 
 def _fmt(v: Any, pct: bool = False) -> str:
@@ -127,7 +174,9 @@ def _fmt_tokens(s: dict[str, Any]) -> str:
     return f"{s['prompt_tokens']}+{s['completion_tokens']}"
 
 
-def format_summary(s: dict[str, Any]) -> str:
+def format_summary(summary: EvalSummary | dict[str, Any]) -> str:
+    """The text report of one evaluation (a summary, or its ``to_dict()``)."""
+    s = summary.to_dict() if isinstance(summary, EvalSummary) else summary
     cost = "unknown" if s["cost_usd"] is None else f"${s['cost_usd']:.6f}"
     lines = [
         f"{s['pipeline']} on {s['benchmark']}: score {_fmt(s['score'], True)} "
@@ -142,6 +191,7 @@ def format_summary(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def format_comparison(c: dict[str, Any], a: str, b: str) -> str:
+def format_comparison(comparison: Comparison | dict[str, Any], a: str, b: str) -> str:
+    c = comparison.to_dict() if isinstance(comparison, Comparison) else comparison
     return (f"{b} - {a}: {c['difference']:+.1%} (95% CI {c['ci_low']:+.1%} to {c['ci_high']:+.1%}) on {c['n']} paired items; "
             f"{b} better on {c['b_better']}, {a} better on {c['a_better']}, {c['ties']} ties")

@@ -28,7 +28,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from archon.context import Runtime
 from archon.exceptions import ArchonError, suggest
-from archon.runner import CompiledPipeline
+from archon.runner import CompiledPipeline, open_runtime
 from archon.serve.errors import ServeError, from_run_error, install_error_handlers
 from archon.serve.guard import Guard
 from archon.serve.protocol import (
@@ -90,18 +90,15 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         rt = runtime if isinstance(runtime, Runtime) else runtime()
-        flusher = None
-        try:
-            for compiled in served.values():
-                rt.check_backends(compiled.spec)
+        # Closed here even when it was given: the app is its last user.
+        async with rt, open_runtime([c.spec for c in served.values()], runtime=rt):
             app.state.runtime = rt
             flusher = asyncio.create_task(_flush_every(rt, FLUSH_INTERVAL_S))
             log.info("serving %s", ", ".join(served))
-            yield
-        finally:
-            if flusher is not None:
+            try:
+                yield
+            finally:
                 flusher.cancel()
-            await rt.aclose()
 
     app = FastAPI(title="Archon", summary="Pipelines of LLM calls served as OpenAI-compatible models.",
                   version=_version(), lifespan=lifespan, docs_url=None, redoc_url=None)

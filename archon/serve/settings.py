@@ -20,9 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from archon.context import Runtime
 from archon.exceptions import ConfigError, SpecError
+from archon.runner import merge_backends, open_runtime
 from archon.serve.guard import parse_keys
 from archon.spec import PipelineSpec, load_pipeline
-from backends.presets import BackendSpec
 
 SETTINGS_ENV = "ARCHON_SERVE_SETTINGS"
 DEFAULT_KEY_ENV = "ARCHON_API_KEY"
@@ -81,26 +81,13 @@ def _load(settings: ServeSettings) -> dict[str, PipelineSpec]:
     return specs
 
 
-def _backends(specs: dict[str, PipelineSpec]) -> dict[str, BackendSpec]:
-    """The served pipelines' ``backends:`` sections as one (one runtime serves them all)."""
-    merged: dict[str, BackendSpec] = {}
-    origin: dict[str, str] = {}
-    for spec in specs.values():
-        for name, backend in spec.backends.items():
-            if name in merged and merged[name] != backend:
-                raise ConfigError(f"{spec.source}: backend '{name}' differs from its definition in {origin[name]}; "
-                                  "pipelines served together share each backend, so rename one of them")
-            merged[name], origin[name] = backend, spec.source
-    return merged
-
-
 def build_app(settings: ServeSettings):
     """The app ``settings`` describe; its runtime is made when it starts (in the worker's event loop)."""
     from archon.serve.app import create_app
 
     specs = _load(settings)
     keys = _api_keys(settings)
-    backends = _backends(specs)
+    backends = merge_backends(specs.values())
     return create_app(specs, lambda: Runtime(backends, store=settings.db), api_keys=keys,
                       max_body_bytes=settings.max_body_bytes, max_in_flight=settings.max_in_flight, timeout_s=settings.timeout)
 
@@ -118,12 +105,12 @@ def check(settings: ServeSettings) -> dict[str, PipelineSpec]:
     settings.pipelines = [str(Path(p).resolve()) for p in settings.pipelines]  # workers may start elsewhere
     specs = _load(settings)
     _api_keys(settings)
-    runtime = Runtime(_backends(specs), store=settings.db)
-    try:
-        for spec in specs.values():
-            runtime.check_backends(spec)
-    finally:
-        asyncio.run(runtime.aclose())
+
+    async def open_and_close() -> None:
+        async with open_runtime(specs.values(), db=settings.db):
+            pass
+
+    asyncio.run(open_and_close())
     return specs
 
 

@@ -112,9 +112,9 @@ def test_doubles_without_usage_make_run_and_eval_totals_unknown(tmp_path):
             "prompt_tokens": res.usage.prompt_tokens, "completion_tokens": res.usage.completion_tokens, "calls": res.calls}
     priced = {**item, "item_id": "b", "cost_usd": 0.5, "prompt_tokens": 10, "completion_tokens": 5}
     s = summarize([item, priced])
-    assert s["prompt_tokens"] is None and s["tokens_per_item"] is None and s["cost_usd"] is None
+    assert s.prompt_tokens is None and s.tokens_per_item is None and s.cost_usd is None
     assert "tokens unknown" in format_summary(s) and "cost unknown" in format_summary(s)
-    assert summarize([priced])["cost_usd"] == 0.5
+    assert summarize([priced]).cost_usd == 0.5
 
 
 def test_usage_arithmetic_and_prices_keep_unknown_unknown():

@@ -1,18 +1,20 @@
-"""``archon search``: its options, and printing a search (or a finished study, ``--show``)."""
+"""``archon search``: its options, a line per trial, and the result ``archon.search`` (or, with
+``--show``, ``search.api.show_study``) returns, printed as text or JSON, the best pipeline and a plot."""
 
 from __future__ import annotations
 
 __all__ = ["search"]
 
-import asyncio
-import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from archon.cli import DbOpt, JsonOpt, _err, app
-from archon.exceptions import UserError, suggest
+from archon.cli import DbOpt, JsonOpt, app, echo_json, err
+from archon.exceptions import UserError
+
+if TYPE_CHECKING:
+    from search.study import SearchResult, TrialProgress
 
 _Opt = typer.Option
 
@@ -48,88 +50,42 @@ def search(
     json_out: JsonOpt = False,
 ) -> None:
     """Search the space for the pipeline that scores best on the benchmark under a budget; resumable, workers share a study."""
-    from archon.context import Runtime
-    from archon.evals.datasets import load_benchmark
-    from search.space import load_space
+    from search.api import search as run_search
+    from search.api import show_study
     from search.study import PerQuery
 
     if show:
-        summary = _load_summary(study, space, benchmark, storage, db)
+        result = show_study(study, space=space, benchmark=benchmark, storage=storage, db=db)
     else:
         if space is None or benchmark is None:
             raise UserError("archon search needs a search space and --benchmark (or --show --study NAME to print a finished study).")
-        sp = load_space(space)
-        bench = load_benchmark(benchmark, limit=limit)
-        base = _load_baseline(baseline)
-        runtime = Runtime(sp.sample_first().backends, store=db)
-        summary = asyncio.run(_search(sp, bench, runtime, storage, base, json_out, dict(
-            trials=trials, study_name=study, sampler=sampler, seed=seed, concurrency=concurrency, budget_usd=budget_usd,
-            budget_tokens=budget_tokens, max_calls=max_calls, trial_items=trial_items, rescore=rescore, holdout=holdout,
-            cost=cost, per_query=PerQuery(calls=max_calls_per_query, tokens=max_tokens_per_query, usd=max_usd_per_query))))
-    _output(summary, out, plot, json_out)
+        result = run_search(
+            space, benchmark, trials=trials, limit=limit, holdout=holdout, trial_items=trial_items, rescore=rescore,
+            baseline=baseline, sampler=sampler, seed=seed, cost=cost, budget_usd=budget_usd, budget_tokens=budget_tokens,
+            max_calls=max_calls, per_query=PerQuery(calls=max_calls_per_query, tokens=max_tokens_per_query, usd=max_usd_per_query),
+            concurrency=concurrency, study=study, db=db, storage=storage, progress=None if json_out else _print_trial)
+    _output(result, out, plot, json_out)
 
 
-def _load_baseline(path: Path | None):
-    if path is None:
-        return None
-    from archon.spec import load_pipeline
-
-    return load_pipeline(path)
+def _print_trial(t: TrialProgress) -> None:
+    score = "-" if t.score is None else f"{t.score:.1%}"
+    err(f"trial {t.trial}: {t.state}, score {score} on {t.n} items, {t.calls_per_item or 0} calls/query, "
+        f"{t.calls} calls ({t.cached_calls} cached)")
 
 
-async def _search(sp, bench, runtime, storage, baseline, quiet, options) -> dict[str, Any]:
-    from search.study import run_search
+def _output(result: SearchResult, out: Path | None, plot: Path | None, json_out: bool) -> None:
+    from search.report import write_plot
 
-    def progress(number: int, state: str, m: dict[str, Any]) -> None:
-        if not quiet:
-            score = "-" if m.get("score") is None else f"{m['score']:.1%}"
-            _err(f"trial {number}: {state}, score {score} on {m.get('n', 0)} items, {m.get('calls_per_item') or 0} calls/query, "
-                 f"{m.get('calls', 0)} calls ({m.get('cached_calls', 0)} cached)")
-
-    try:
-        url = storage or runtime.store.url.render_as_string(hide_password=False)
-        res = await run_search(sp, bench, runtime, storage=url, baseline=baseline, progress=progress, **options)
-    finally:
-        await runtime.aclose()
-    return res.to_dict()
-
-
-def _load_summary(study: str | None, space: str | None, benchmark: str | None, storage: str | None, db: str | None) -> dict[str, Any]:
-    import optuna
-
-    from search.final import study_summary
-    from stores.store import get_store
-
-    url = storage or get_store(db).url.render_as_string(hide_password=False)
-    if study is None:
-        if space is None or benchmark is None:
-            raise UserError("archon search --show needs --study NAME, or the search space and --benchmark it ran with.")
-        from archon.evals.datasets import load_benchmark
-        from search.space import load_space
-
-        study = f"{load_space(space).name}@{load_benchmark(benchmark).name}"
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    names = optuna.get_all_study_names(url)
-    if study not in names:
-        listed = ", ".join(names) if names else "none yet"
-        raise UserError(f"no study '{study}' in {url}.{suggest(study, names)} Studies there: {listed}.")
-    return study_summary(optuna.load_study(study_name=study, storage=url))
-
-
-def _output(summary: dict[str, Any], out: Path | None, plot: Path | None, json_out: bool) -> None:
-    from search.report import render_text, write_plot
-
-    best = summary.get("best")
     notes = []
-    if out is not None and best is not None:
-        out.write_text(best["pipeline"], encoding="utf-8")
-        notes.append(f"best pipeline (trial {best['trial']}) written to {out}")
+    if out is not None and result.best is not None:
+        out.write_text(result.best["pipeline"], encoding="utf-8")
+        notes.append(f"best pipeline (trial {result.best['trial']}) written to {out}")
     if plot is not None:
-        paths = write_plot(summary["leaderboard"], plot, cost_key=summary.get("cost_key") or "cost_per_query_usd", title=summary["study"])
+        paths = write_plot(result.trials, plot, cost_key=result.cost_key or "cost_per_query_usd", title=result.study_name)
         notes.append("plot written to " + ", ".join(str(p) for p in paths))
     if json_out:
-        typer.echo(json.dumps(summary, indent=2, default=str))
+        echo_json(result.to_dict())
     else:
-        typer.echo(render_text(summary))
+        typer.echo(str(result))
     for note in notes:
-        _err(note)
+        err(note)

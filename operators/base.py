@@ -19,7 +19,7 @@ from archon.types import Candidate, Query
 from backends.base import CompletionRequest, Usage
 
 if TYPE_CHECKING:
-    from archon.context import RunContext
+    from operators.context import OpContext
 
 
 def _compiles(pattern: str) -> str:
@@ -73,7 +73,7 @@ class Operator:
         self.node_id = node_id
         self.config = config
 
-    async def __call__(self, inputs: list[Candidate], query: Query, ctx: RunContext) -> list[Candidate]:
+    async def __call__(self, inputs: list[Candidate], query: Query, ctx: OpContext) -> list[Candidate]:
         raise NotImplementedError
 
     def streams_output(self) -> bool:

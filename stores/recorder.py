@@ -1,9 +1,15 @@
-"""The recorder: buffers what runs leave behind and writes it to the store in batches, off the event loop.
+"""The recorder: buffers what runs leave behind and writes it to the store in batches (group commit).
 
 The backend wrappers see it only as a ``CallSink`` and a ``SampleCache`` (``backends.ports``); the
-runner hands it run starts and finishes, an evaluation its item results. Nothing here blocks the
-event loop on the database: rows are buffered, and ONE writer task commits whatever has queued up
-in one transaction (group commit) in a worker thread (the default executor, as ``asyncio.to_thread`` uses).
+runner hands it run starts and finishes, an evaluation its item results. A model call never waits
+for the database: rows are buffered, and whatever has queued up is written in one transaction.
+
+Where a batch is written: PostgreSQL batches, and every batch in durable mode, are committed by ONE
+writer task in a worker thread (the default executor, as ``asyncio.to_thread`` uses), so the event
+loop goes on while the database answers. A SQLite batch outside durable mode is written on the loop,
+a few times a second: it is CPU work under the GIL, which a thread cannot overlap with the loop,
+and the hop cost 0.1-0.6 ms of CPU per one-call run on this machine's benchmark (each waiting
+reply is held up to the interpreter's 5 ms switch interval too).
 
 When rows are written:
 - normally at most every ``flush_interval`` seconds, when ``max_buffer`` rows wait, or when a run
@@ -77,8 +83,9 @@ class Recorder:
         self._retrier: asyncio.Task | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
         self._lock = asyncio.Lock()
-        # SQLite answers a key lookup in ~0.02 ms (see Store._cache_get_sqlite): cheaper than a hop to a thread.
-        self._sync_reads = store is not None and store.dialect == "sqlite"
+        # SQLite answers a key lookup in ~0.02 ms (see Store._cache_get_sqlite) and writes a batch in a
+        # few ms of CPU: cheaper on the loop than a hop to a thread (see the module docstring).
+        self._inline = store is not None and store.dialect == "sqlite"
 
     # -- what runs hand in ------------------------------------------------------------------------
 
@@ -106,16 +113,20 @@ class Recorder:
             self._calls.append(record)
 
     def add_eval_result(self, result: EvalResult) -> None:
-        """Queue an eval item's result; it is written with the calls that produced it, right away."""
+        """Queue an eval item's result; it is written with the calls that produced it, right away.
+        Never raises: past the outage limit the result stays queued, and the final ``drain`` says so."""
         self._eval_results.append(result)
-        self.write()
+        try:
+            self.write()
+        except StoreUnavailable as exc:
+            _log.error("writing to the store failed: %s", exc)
 
     async def get_samples(self, key: str, samples: Sequence[int]) -> dict[int, CachedSample]:
         """``SampleCache``: samples of request ``key`` answered before, here or in the store."""
         hits = {k: self._cache[(key, k)] for k in samples if (key, k) in self._cache}
         rest = [k for k in samples if k not in hits]
         if rest and self.store is not None:
-            if self._sync_reads:
+            if self._inline:
                 hits.update(self.store.cache_get(key, rest))
             else:
                 async for attempt in self.retrying():
@@ -139,8 +150,9 @@ class Recorder:
     # -- writing ----------------------------------------------------------------------------------
 
     def write(self) -> None:
-        """Write everything buffered: in an event loop, by the writer task (this returns at once);
-        without one, here, raising what the store raised (the rows are kept for the next try).
+        """Write everything buffered: in an event loop, by the writer task (this returns at once), or
+        here for SQLite outside durable mode; without a loop, here. Here, what the store raised is
+        raised (the rows are kept for the next try), except a lost connection inside a loop.
 
         During an outage the rows wait for the retrier; past the outage limit this raises
         ``StoreUnavailable``.
@@ -152,8 +164,18 @@ class Recorder:
         except RuntimeError:
             self._write_here()
             return
-        retrying = self._retrier is not None and not self._retrier.done()  # then the retrier has the rows
-        if not retrying and (self._writer is None or self._writer.done()):
+        if self._retrier is not None and not self._retrier.done():
+            self._check_limits()
+            return  # the retrier writes them when the store is back
+        # Inline only when no threaded write is in flight: a run's end must never overtake its start.
+        if self._inline and not self.durable and not self._io_lock().locked():
+            try:
+                self._write_here()
+            except Exception as exc:
+                if not connection_lost(exc):
+                    raise
+                self._retrier = loop.create_task(self._retry_in_background())
+        elif self._writer is None or self._writer.done():
             self._writer = loop.create_task(self._write_while_pending())
         if self._outage_since is not None:
             self._check_limits()
@@ -175,10 +197,11 @@ class Recorder:
 
         return tenacity.AsyncRetrying(retry=tenacity.retry_if_exception(connection_lost),
                                       wait=tenacity.wait_exponential(multiplier=0.05, max=2.0), stop=give_up,
-                                      before_sleep=lambda state: self._note_outage(state.outcome.exception()),
+                                      before_sleep=lambda state: self._note_outage(state.outcome.exception() if state.outcome else None),
                                       retry_error_callback=lambda state: self._check_limits(force=True))
 
     def _write_here(self) -> None:
+        assert self.store is not None  # write() returns before this without a store
         batch, beat = self._take()
         try:
             _commit(self.store, batch, beat)
@@ -211,7 +234,7 @@ class Recorder:
 
     async def _write_async(self) -> None:
         async with self._io_lock():  # one transaction at a time: a run's end never overtakes its start
-            if not self.pending():
+            if self.store is None or not self.pending():
                 return
             batch, beat = self._take()
             # What asyncio.to_thread does, but as a plain future: a loop shutting down cancels its

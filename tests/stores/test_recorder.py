@@ -18,9 +18,8 @@ from stores.recorder import Recorder
 class FakeStore:
     """A store double: records each batch (and the thread that wrote it); fails as told."""
 
-    dialect = "postgresql"
-
-    def __init__(self):
+    def __init__(self, dialect: str = "postgresql"):
+        self.dialect = dialect
         self.failures: list[BaseException] = []
         self.down = False
         self.written: list[Batch] = []
@@ -63,10 +62,11 @@ def test_rows_the_database_rejects_are_dropped_but_a_lost_connection_keeps_them(
     assert [s.input for s in store.written[-1].starts] == ["q3"]
 
 
-async def test_an_outage_keeps_rows_until_the_store_is_back_then_gives_up_past_the_limit():
+@pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])  # written by the writer thread / on the loop
+async def test_an_outage_keeps_rows_until_the_store_is_back_then_gives_up_past_the_limit(dialect):
     """Inside an event loop a lost connection raises nothing: rows wait, a background task writes
     them when the store answers again; past the outage limit the next write says so."""
-    store = FakeStore()
+    store = FakeStore(dialect)
     store.down = True
     log = Recorder(store, outage_limit=5.0)
     run_id = log.start_run("p", "q", None)
@@ -102,8 +102,8 @@ def test_runs_in_progress_get_heartbeats(monkeypatch):
     assert store.beats[0] == sorted([a, b]) and a not in store.beats[-1] and b in store.beats[-1]
 
 
-async def test_writes_happen_off_the_event_loop_in_one_group_commit():
-    store = FakeStore()
+async def test_server_writes_happen_off_the_event_loop_in_one_group_commit():
+    store = FakeStore("postgresql")
     log = Recorder(store, flush_interval=0.0)
     ids = [log.start_run("p", f"q{i}", None) for i in range(5)]
     for run_id in ids:
@@ -114,8 +114,22 @@ async def test_writes_happen_off_the_event_loop_in_one_group_commit():
     assert threading.main_thread().name not in store.threads
 
 
-async def test_durable_mode_commits_answered_samples_without_waiting_for_the_run():
-    store = FakeStore()
+async def test_sqlite_writes_on_the_loop_except_in_durable_mode():
+    """A SQLite batch is CPU work under the GIL: cheaper on the loop than a hop to a thread."""
+    store = FakeStore("sqlite")
+    log = Recorder(store)
+    log.start_run("p", "q", None)
+    log.write()
+    assert store.threads == [threading.main_thread().name]  # written before write() returned
+    log.durable = True
+    log.put_samples([CachedSample("k", 0, "b", "m", "t")])
+    await log.drain()
+    assert len(store.threads) == 2 and store.threads[-1] != threading.main_thread().name
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
+async def test_durable_mode_commits_answered_samples_without_waiting_for_the_run(dialect):
+    store = FakeStore(dialect)
     log = Recorder(store, flush_interval=3600.0)
     sample = CachedSample("k", 0, "b", "m", "text")
     log.put_samples([sample])

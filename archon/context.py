@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING
 
 from archon.exceptions import BackendResponseError, ConfigError, suggest
 from archon.graph import parse_model_ref
+from archon.records import RunTotals
 from backends.base import Backend, CallMeta, Completion, CompletionRequest, can_stream
 from backends.budget import Budget, BudgetedBackend
 from backends.presets import BackendSpec, missing_base_url, resolve_backend_specs
-from backends.wrappers import CachedBackend, CallLog, LimitedBackend, RecordingBackend
+from backends.wrappers import CachedBackend, LimitedBackend, RecordingBackend
 
 if TYPE_CHECKING:
     from archon.spec import PipelineSpec
@@ -32,12 +33,15 @@ if TYPE_CHECKING:
 
 
 class Runtime:
-    """Everything runs share: resolved backends with their wrapper chains, the store, the call log.
+    """Everything runs share: resolved backends with their wrapper chains, the store, its recorder.
 
     ``backends`` maps names to ready backend instances (test doubles, custom clients); names not
     given are built from ``specs`` (presets merged with a pipeline's ``backends:``) on first use.
     ``store``: None for the default database, a URL, a Store, or False for no store (no recording
     to SQL, no cache). ``budget``: a spending limit (and meter) over every request this runtime issues.
+
+    ``log`` is the store's ``Recorder``: the wrappers write call rows to it and read cached samples
+    from it (as ``backends.ports.CallSink`` and ``SampleCache``), runs and evaluations hand it their rows.
     """
 
     def __init__(
@@ -50,20 +54,20 @@ class Runtime:
         global_limit: int = 256,
         budget: Budget | None = None,
     ):
+        # Imported here: commands that never build a runtime (validate, schema) skip SQLAlchemy.
         from stores.pricing import Pricing
+        from stores.recorder import Recorder
+        from stores.store import get_store
 
         self.specs = resolve_backend_specs(specs)
         self._given = dict(backends or {})
-        self.store = None
-        if store is not False:
-            from stores.store import get_store
-
-            self.store = get_store(store)
+        self.store: Store | None = None if store is False else get_store(store)
         self.use_cache = use_cache and self.store is not None
-        self.log = CallLog(self.store, Pricing.load())
+        self.pricing = Pricing.load()
+        self.log = Recorder(self.store)
         # Always there: without limits it is the exact meter of what this runtime issued.
         self.budget = budget or Budget()
-        self.budget.pricing = self.budget.pricing or self.log.pricing
+        self.budget.pricing = self.budget.pricing or self.pricing
         self._global = asyncio.Semaphore(global_limit)
         self._chains: dict[str, Backend] = {}
         self._raw: list[Backend] = []
@@ -94,16 +98,22 @@ class Runtime:
             self._raw.append(raw)
         chain: Backend = RetryingBackend(raw, max_retries=spec.max_retries, max_wait=spec.max_retry_wait)
         chain = LimitedBackend(chain, spec.max_concurrency, self._global)
-        chain = RecordingBackend(chain, self.log)
+        chain = RecordingBackend(chain, self.log, self.pricing)
         chain = BudgetedBackend(chain, self.budget)  # under the cache: a replayed sample spends nothing
         if self.use_cache:
-            chain = CachedBackend(chain, self.log, origin=raw)
+            chain = CachedBackend(chain, self.log, self.log, origin=raw)
         return chain
 
     def check_backends(self, spec: PipelineSpec) -> None:
         """Build every backend a pipeline uses now, so a missing key fails before any call (exit 2)."""
         for ref in spec.model_refs():
             self.backend(parse_model_ref(ref)[0])
+
+    async def past_scores(self, pipeline: str) -> list[tuple[str, float]] | None:
+        """(query text, score) of ``pipeline``'s scored eval items in the store, newest first; None without a store."""
+        if self.store is None:
+            return None
+        return await asyncio.to_thread(self.store.past_scores, pipeline)
 
     async def flush(self) -> None:
         """Wait until everything recorded so far is in the store."""
@@ -138,12 +148,16 @@ class Runtime:
 
 @dataclass(frozen=True, slots=True)
 class RunContext:
-    """What an operator gets: a way to call models, and where the call comes from."""
+    """What an operator gets: a way to call models, and where the call comes from.
+
+    ``meter`` counts the run's calls, tokens and cost as they happen (every node's context shares it).
+    """
 
     runtime: Runtime
     run_id: str | None = None
     node_id: str | None = None
     trial: int | None = None
+    meter: RunTotals | None = None
     #: The node whose one-sample call is streamed to ``on_delta`` (the output node), if any.
     stream_node: str | None = None
     on_delta: Callable[[str], None] | None = None
@@ -154,11 +168,15 @@ class RunContext:
     async def complete(self, model_ref: str, request: CompletionRequest) -> Completion:
         """Call ``model_ref`` ("<backend>/<model>") through the backend's cache/record/limit/retry chain."""
         backend, model = parse_model_ref(model_ref)
-        req = replace(request, model=model, meta=CallMeta(self.run_id, self.node_id, self.trial))
+        req = replace(request, model=model, meta=CallMeta(self.run_id, self.node_id, self.trial, self.meter))
         chain = self.runtime.backend(backend)
         if self.on_delta is not None and self.node_id == self.stream_node and req.n == 1 and can_stream(chain):
             return await self._stream(chain, req)
         return await chain.complete(req)
+
+    async def past_scores(self, pipeline: str) -> list[tuple[str, float]] | None:
+        """(query text, score) of ``pipeline``'s scored eval items, newest first; None when there is no store."""
+        return await self.runtime.past_scores(pipeline)
 
     async def _stream(self, chain: Backend, req: CompletionRequest) -> Completion:
         completion = None

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from archon.context import RunContext, Runtime
 from archon.exceptions import ArchonError, BackendError, ConfigError, RunFailed
 from archon.graph import compile_graph
+from archon.records import RunTotals
 from archon.registry import get_operator
 from archon.spec import PipelineSpec, load_pipeline
 from archon.types import Query, RunResult
@@ -48,7 +49,8 @@ class CompiledPipeline:
         log = runtime.log
         run_id = log.start_run(self.spec.name, q.text, trial)
         streaming = on_delta is not None and self.streams
-        ctx = RunContext(runtime, run_id=run_id, trial=trial, stream_node=self.spec.output if streaming else None,
+        totals = RunTotals()  # the run's meter: every call of the run is counted there as it happens
+        ctx = RunContext(runtime, run_id=run_id, trial=trial, meter=totals, stream_node=self.spec.output if streaming else None,
                          on_delta=on_delta if streaming else None)
         start = time.perf_counter()
         try:
@@ -61,7 +63,6 @@ class CompiledPipeline:
                 raise RunFailed(f"node '{self.spec.output}' (the output) produced no candidates")
         except BaseException as exc:
             log.finish_run(run_id, "error", None, _describe(exc))
-            log.totals.pop(run_id, None)
             if isinstance(exc, Exception) and not isinstance(exc, ArchonError):
                 failed = RunFailed(f"run failed: {_describe(exc)}")
                 failed.run_id = run_id
@@ -72,10 +73,6 @@ class CompiledPipeline:
         latency = (time.perf_counter() - start) * 1000
         # Queued, not awaited: the store is written in the background (Runtime.aclose waits for it).
         log.finish_run(run_id, "ok", final[0].text, None)
-        totals = log.totals.pop(run_id, None)
-        from backends.wrappers import RunTotals
-
-        totals = totals or RunTotals()
         return RunResult(
             output=final[0].text,
             candidates=results,

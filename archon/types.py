@@ -7,7 +7,7 @@ __all__ = ["Candidate", "Query", "RunResult"]
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from backends.base import Usage
+from archon.records import Usage
 
 
 @dataclass(frozen=True, slots=True)

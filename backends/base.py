@@ -33,6 +33,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
 
+# Usage is plain data shared with the store (see archon.records); it is re-exported here, its home for backends.
+from archon.records import RunTotals, Usage
+
 
 class Message(TypedDict):
     role: str
@@ -46,6 +49,8 @@ class CallMeta:
     run_id: str | None = None
     node_id: str | None = None
     trial: int | None = None
+    #: The run's meter: the recording and caching wrappers count each call there as it happens.
+    meter: RunTotals | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,42 +91,6 @@ class CompletionRequest:
 
 def _replace(req: CompletionRequest, **changes) -> CompletionRequest:
     return replace(req, **changes)
-
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    """Tokens a call used. ``None`` is unknown (the server did not say): it stays unknown through sums
-    and is never counted, or priced, as zero."""
-
-    prompt_tokens: int | None = 0
-    completion_tokens: int | None = 0
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(_plus(self.prompt_tokens, other.prompt_tokens), _plus(self.completion_tokens, other.completion_tokens))
-
-    @property
-    def known(self) -> bool:
-        return self.prompt_tokens is not None and self.completion_tokens is not None
-
-    @property
-    def total_tokens(self) -> int | None:
-        return _plus(self.prompt_tokens, self.completion_tokens)
-
-    def split(self, n: int) -> list[Usage]:
-        """Share one call's usage among its n samples so the shares add up to the whole."""
-        n = max(n, 1)
-        return [Usage(p, c) for p, c in zip(_shares(self.prompt_tokens, n), _shares(self.completion_tokens, n))]
-
-
-def _plus(a: int | None, b: int | None) -> int | None:
-    return None if a is None or b is None else a + b
-
-
-def _shares(total: int | None, n: int) -> list[int | None]:
-    if total is None:
-        return [None] * n
-    q, r = divmod(total, n)
-    return [q + (k < r) for k in range(n)]
 
 
 @dataclass(slots=True)

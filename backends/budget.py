@@ -16,13 +16,10 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from archon.exceptions import BudgetExhausted
 from backends.base import Backend, Completion, CompletionRequest, StreamItem, can_stream
-
-if TYPE_CHECKING:
-    from stores.pricing import Pricing
+from backends.ports import PriceTable
 
 # A request without max_tokens could run to the model's context; this is what the reservation assumes.
 UNBOUNDED_MAX_TOKENS = 8192
@@ -47,7 +44,7 @@ class Budget:
     """Limits on dollars, tokens and requests issued; ``base`` is what was spent before this process."""
 
     def __init__(self, usd: float | None = None, tokens: int | None = None, calls: int | None = None,
-                 pricing: Pricing | None = None):
+                 pricing: PriceTable | None = None):
         self.usd, self.tokens, self.calls = usd, tokens, calls
         self.pricing = pricing
         self.base = Spend()

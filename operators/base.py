@@ -21,7 +21,7 @@ from archon.types import Candidate, Query
 from backends.base import CompletionRequest, Message
 
 if TYPE_CHECKING:
-    from archon.context import RunContext
+    from operators.context import OpContext
 
 
 def _compiles(pattern: str) -> str:
@@ -108,7 +108,7 @@ class Operator(Generic[ConfigT]):
         self.node_id = node_id
         self.config: ConfigT = config
 
-    async def __call__(self, inputs: list[Candidate], query: Query, ctx: RunContext) -> list[Candidate]:
+    async def __call__(self, inputs: list[Candidate], query: Query, ctx: OpContext) -> list[Candidate]:
         raise NotImplementedError
 
     def branches(self) -> tuple[str, ...]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from archon.exceptions import MissingDependency
 
-_models: dict[tuple[str, str, int], Any] = {}
+_models: dict[tuple[str, int, int], Any] = {}
 _lock = asyncio.Lock()
 
 
@@ -44,16 +44,14 @@ def fit_classifier(history: list[tuple[str, float]]) -> Any:
 
 async def predict_confidence(ctx: Any, pipeline: str, text: str, min_history: int) -> tuple[float | None, str | None]:
     """(probability that ``pipeline`` answers ``text`` correctly, note). None when there is too little history."""
-    store = ctx.runtime.store
-    if store is None:
+    history = await ctx.past_scores(pipeline)
+    if history is None:
         return None, "route fallback: the classifier signal needs a store with past eval results"
-    from stores.evals import past_scores
-
-    history = await asyncio.to_thread(past_scores, store, pipeline)
     if len(history) < min_history:
         return None, (f"route fallback: {len(history)} scored eval items of pipeline '{pipeline}' in the store, "
                       f"fewer than min_history={min_history}; run archon eval with it first")
-    key = (str(store.url), pipeline, len(history))
+    # Keyed by the history itself: another store, or results rewritten, must not reuse a stale fit.
+    key = (pipeline, len(history), hash(tuple(history)))
     async with _lock:
         model = _models.get(key)
         if model is None:

@@ -324,7 +324,7 @@ def _priced(ref: str, runtime: Runtime) -> bool:
     from archon.graph import parse_model_ref
 
     backend, model = parse_model_ref(ref)
-    return bool(runtime.log.pricing and runtime.log.pricing.cost(backend, model, 1000, 1000))
+    return bool(runtime.pricing.cost(backend, model, 1000, 1000))
 
 
 def _repeat(trial: Any, spec: PipelineSpec, everything: list[Any], study: Any) -> bool:

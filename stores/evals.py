@@ -1,25 +1,38 @@
-"""Store operations for evaluations (kept beside store.py, which holds runs, calls and the cache)."""
+"""Evaluations in the store: the result record, and the SQL the store runs for evaluations.
+
+``Store`` (store.py) owns transactions and offers the public methods (``write_batch`` with
+``evals``/``eval_results``, ``eval_results``, ``past_scores``); this module only says what to
+insert and select, on a connection it is given, so it never needs the store's internals.
+"""
 
 from __future__ import annotations
 
-__all__ = ["EvalResult", "eval_results", "insert_eval_results", "past_scores", "start_eval"]
+__all__ = ["EvalResult", "EvalStart"]
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, Select, select
 
 from .eval_tables import EvalResultRow, EvalRow
-from .tables import utcnow
-
-if TYPE_CHECKING:
-    from .store import Store
+from .tables import RunRow, utcnow
 
 _evals = EvalRow.__table__
 _results = EvalResultRow.__table__
+_runs = RunRow.__table__
+
+
+class EvalStart(NamedTuple):
+    """An evaluation's row; writing it again (a resumed evaluation) keeps the first."""
+
+    eval_id: str
+    pipeline: str
+    benchmark: str
+    settings: dict[str, Any]
+    trial: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,28 +54,24 @@ class EvalResult:
     created_at: datetime = field(default_factory=utcnow)
 
 
-def start_eval(store: Store, eval_id: str, pipeline: str, benchmark: str, settings: dict[str, Any], trial: int | None = None) -> None:
-    """Create the evaluation's row unless an earlier run of the same command did."""
-    row = {"id": eval_id, "pipeline": pipeline, "benchmark": benchmark, "settings": settings, "trial": trial, "created_at": utcnow()}
-    with store._tx("starting an evaluation") as conn:
-        conn.execute(store._upsert(_evals).on_conflict_do_nothing(), [row])
+def insert_evals(conn: Connection, upsert: Callable[..., Any], rows: Sequence[EvalStart]) -> None:
+    """Create evaluations' rows; one an earlier run of the same command created is kept as it is."""
+    if not rows:
+        return
+    now = utcnow()
+    values = [{"id": e.eval_id, "pipeline": e.pipeline, "benchmark": e.benchmark, "settings": e.settings,
+               "trial": e.trial, "created_at": now} for e in rows]
+    conn.execute(upsert(_evals).on_conflict_do_nothing(), values)
 
 
-def eval_results(store: Store, eval_id: str) -> list[dict[str, Any]]:
-    """Every recorded item result of an evaluation, in item order of recording."""
-    query = select(_results).where(_results.c.eval_id == eval_id).order_by(_results.c.created_at)
-    with store._tx("reading evaluation results", write=False) as conn:
-        return [dict(r) for r in conn.execute(query).mappings().all()]
-
-
-def insert_eval_results(store: Store, conn: Connection, rows: Sequence[EvalResult]) -> None:
+def insert_eval_results(conn: Connection, upsert: Callable[..., Any], rows: Sequence[EvalResult]) -> None:
     """Insert results; a later result for the same item (a failed item retried) replaces the earlier."""
     if not rows:
         return
     values = [asdict(r) for r in rows]
     for v in values:
         v["raw"] = _jsonable(v["raw"])
-    stmt = store._upsert(_results)
+    stmt = upsert(_results)
     cols = {c: stmt.excluded[c] for c in values[0] if c not in ("eval_id", "item_id")}
     conn.execute(stmt.on_conflict_do_update(index_elements=["eval_id", "item_id"], set_=cols), values)
 
@@ -75,18 +84,17 @@ def _jsonable(value: Any) -> Any:
         return repr(value)
 
 
-def past_scores(store: Store, pipeline: str, limit: int = 5000) -> list[tuple[str, float]]:
-    """(query text, score) of a pipeline's scored eval items, newest first: training data for
-    routing classifiers ("how likely is this pipeline to get such a query right?")."""
-    from .tables import RunRow
+def results_query(eval_id: str) -> Select:
+    """Every recorded item result of an evaluation, in order of recording."""
+    return select(_results).where(_results.c.eval_id == eval_id).order_by(_results.c.created_at)
 
-    runs = RunRow.__table__
-    query = (
-        select(runs.c.input, _results.c.score)
-        .join(_results, _results.c.run_id == runs.c.id)
-        .where(runs.c.pipeline == pipeline, _results.c.status == "ok", _results.c.score.is_not(None))
+
+def past_scores_query(pipeline: str, limit: int) -> Select:
+    """(query text, score) of a pipeline's scored eval items, newest first."""
+    return (
+        select(_runs.c.input, _results.c.score)
+        .join(_results, _results.c.run_id == _runs.c.id)
+        .where(_runs.c.pipeline == pipeline, _results.c.status == "ok", _results.c.score.is_not(None))
         .order_by(_results.c.created_at.desc())
         .limit(limit)
     )
-    with store._tx("reading past evaluation results", write=False) as conn:
-        return [(r[0], float(r[1])) for r in conn.execute(query).all()]

@@ -12,6 +12,7 @@ fix), a failure while running is ``RunFailed`` (exit 1).
 from __future__ import annotations
 
 __all__ = ["DB_URL_ENV", "DEFAULT_DB_URL", "STALE_AFTER", "CachedSample", "CallRecord", "Store", "get_store"]
+# CachedSample and CallRecord live in archon.records (backends build them too); re-exported as the rows the store takes.
 
 import contextlib
 import hashlib
@@ -23,7 +24,7 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import fields
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,10 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from archon.exceptions import ConfigError, MissingDependency, RunFailed, UserError
+from archon.records import CachedSample, CallRecord
 
+from . import evals
+from .batch import Batch, RunFinish, RunStart
 from .liveness import interrupted_because
 from .schema import ensure_schema
 from .tables import CacheRow, CallRow, RunRow, TextRow, utcnow
@@ -52,45 +56,6 @@ _cache: Table = CacheRow.__table__  # type: ignore[assignment]
 
 _URL_HELP = "use sqlite:///path/to/archon.db or postgresql+psycopg://user:password@host:5432/dbname"
 _BUSY_TIMEOUT_MS = 30_000
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CallRecord:
-    """One model call as the record wrapper hands it to the store."""
-
-    backend: str
-    model: str
-    run_id: str | None = None
-    node_id: str | None = None
-    n: int = 1
-    prompt_text: str = ""
-    response_texts: list[str] = field(default_factory=list)
-    prompt_tokens: int | None = 0  # None: unknown (the server did not report it), never 0
-    completion_tokens: int | None = 0
-    cost_usd: float | None = None
-    saved_usd: float | None = None
-    latency_ms: float = 0.0
-    status: str = "ok"
-    error: str | None = None
-    attempts: int = 1
-    cached: bool = False
-    trial: int | None = None
-    created_at: datetime = field(default_factory=utcnow)
-
-
-@dataclass(frozen=True, slots=True)
-class CachedSample:
-    """Sample ``sample`` of the request whose cache key is ``key``, with its share of the usage."""
-
-    key: str
-    sample: int
-    backend: str
-    model: str
-    text: str
-    logprobs: list[float] | None = None
-    prompt_tokens: int | None = 0
-    completion_tokens: int | None = 0
-    cost_usd: float | None = None
 
 
 def get_store(target: None | str | os.PathLike[str] | Store = None) -> Store:
@@ -134,10 +99,7 @@ class Store:
 
     def start_run(self, pipeline: str, input_text: str, trial: int | None = None, run_id: str | None = None) -> str:
         run_id = run_id or uuid.uuid4().hex
-        row = {"id": run_id, "pipeline": pipeline, "status": "running", "input": _clean(input_text),
-               "trial": trial, "started_at": utcnow()}
-        with self._tx("starting a run") as conn:
-            conn.execute(insert(_runs), row)
+        self.write_batch(Batch(starts=[RunStart(run_id, pipeline, input_text, trial)]))
         return run_id
 
     def mark_interrupted(self, stale_after: timedelta = STALE_AFTER) -> list[str]:
@@ -176,46 +138,57 @@ class Store:
                              .values(heartbeat_at=utcnow()))
 
     def finish_run(self, run_id: str, status: str, output: str | None = None, error: str | None = None) -> None:
-        self.write(finishes=[(run_id, status, output, error)])
+        self.write_batch(Batch(finishes=[RunFinish(run_id, status, output, error)]))
 
-    def write(
-        self,
-        *,
-        starts: Sequence[tuple[str, str, str, int | None]] = (),
-        calls: Sequence[CallRecord] = (),
-        cache: Sequence[CachedSample] = (),
-        finishes: Sequence[tuple[str, str, str | None, str | None]] = (),
-        eval_results: Sequence[Any] = (),
-    ) -> None:
-        """Runs started (run_id, pipeline, input, trial), cache entries, calls and runs ended
-        (run_id, status, output, error), all in ONE transaction.
+    def write(self, **rows: Sequence[Any]) -> None:
+        """``write_batch`` from keyword lists: ``write(starts=[...], calls=[...])``."""
+        self.write_batch(Batch(**rows))
 
-        The runtime's writer thread groups whatever has queued up into one call of this, so a
-        burst of short runs costs one commit rather than several each.
+    def write_batch(self, batch: Batch) -> None:
+        """Write every row of ``batch`` in ONE transaction: runs started, cache entries, calls, runs
+        finished, evaluations started and their results, in that order.
+
+        The recorder (``stores.recorder``) groups whatever has queued up into one batch, so a burst
+        of short runs costs one commit rather than several each. Rewriting cache entries, texts and
+        evaluations keeps the first; rewriting an item's result replaces it.
         """
-        for f in finishes:
+        for f in batch.finishes:
             if f[1] not in ("ok", "error"):
                 raise ValueError(f"finish_run status must be 'ok' or 'error', not {f[1]!r}")
-        if not (starts or calls or cache or finishes or eval_results):
+        if not batch:
             return
         with self._tx("recording the run") as conn:
-            if starts:
+            if batch.starts:
                 now = utcnow()
                 conn.execute(insert(_runs), [
                     {"id": rid, "pipeline": pipe, "status": "running", "input": _clean(inp), "trial": trial, "started_at": now}
-                    for rid, pipe, inp, trial in starts
+                    for rid, pipe, inp, trial in batch.starts
                 ])
-            self._insert_cache(conn, cache)
-            self._insert_calls(conn, calls)
-            for run_id, status, output, error in finishes:
+            self._insert_cache(conn, batch.cache)
+            self._insert_calls(conn, batch.calls)
+            for run_id, status, output, error in batch.finishes:
                 values = {"status": status, "output": _clean(output), "error": _clean(error), "finished_at": utcnow()}
                 found = conn.execute(update(_runs).where(_runs.c.id == run_id).values(**values)).rowcount
                 if not found:
                     raise _NoSuchRun(run_id)
-            if eval_results:
-                from .evals import insert_eval_results
+            evals.insert_evals(conn, self._upsert, batch.evals)
+            evals.insert_eval_results(conn, self._upsert, batch.eval_results)
 
-                insert_eval_results(self, conn, eval_results)
+    def start_eval(self, eval_id: str, pipeline: str, benchmark: str, settings: dict[str, Any],
+                   trial: int | None = None) -> None:
+        """Create an evaluation's row unless an earlier run of the same command did."""
+        self.write_batch(Batch(evals=[evals.EvalStart(eval_id, pipeline, benchmark, settings, trial)]))
+
+    def eval_results(self, eval_id: str) -> list[dict[str, Any]]:
+        """Every recorded item result of an evaluation, in order of recording."""
+        with self._tx("reading evaluation results", write=False) as conn:
+            return [dict(r) for r in conn.execute(evals.results_query(eval_id)).mappings().all()]
+
+    def past_scores(self, pipeline: str, limit: int = 5000) -> list[tuple[str, float]]:
+        """(query text, score) of a pipeline's scored eval items, newest first: training data for
+        routing classifiers ("how likely is this pipeline to get such a query right?")."""
+        with self._tx("reading past evaluation results", write=False) as conn:
+            return [(r[0], float(r[1])) for r in conn.execute(evals.past_scores_query(pipeline, limit)).all()]
 
     def runs(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Runs newest first, with totals summed in SQL over each run's calls."""
@@ -266,7 +239,7 @@ class Store:
 
     def record_calls(self, rows: Sequence[CallRecord]) -> None:
         """Insert a batch of calls in one transaction; their texts are stored once per distinct text."""
-        self.write(calls=rows)
+        self.write_batch(Batch(calls=rows))
 
     def _insert_calls(self, conn: Connection, rows: Sequence[CallRecord]) -> None:
         if not rows:
@@ -354,7 +327,7 @@ class Store:
 
     def cache_put(self, entries: Sequence[CachedSample]) -> None:
         """Store samples; a sample already cached (by another worker, say) is kept as it is."""
-        self.write(cache=entries)
+        self.write_batch(Batch(cache=entries))
 
     def _insert_cache(self, conn: Connection, entries: Sequence[CachedSample]) -> None:
         unique = {(e.key, e.sample): e for e in reversed(list(entries))}  # first entry wins

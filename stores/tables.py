@@ -24,11 +24,9 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from archon.records import utcnow  # one clock for rows built anywhere (re-exported for the store's modules)
+
 from .liveness import host_id
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

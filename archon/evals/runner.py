@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from archon.exceptions import ArchonError, StoreUnavailable, UserError
 from archon.runner import CompiledPipeline
 from archon.spec import PipelineSpec
-from stores.evals import EvalResult, eval_results, start_eval
+from stores.evals import EvalResult
 
 if TYPE_CHECKING:
     from archon.context import Runtime
@@ -79,8 +79,8 @@ async def evaluate(
     settings = {"style": chosen, "scorer": benchmark.scorer, "items": len(benchmark.items)}
     async for attempt in runtime.log.retrying():  # a database restarting as the eval starts is waited for
         with attempt:
-            await asyncio.to_thread(start_eval, runtime.store, key, spec.name, benchmark.name, settings, trial)
-            earlier = {r["item_id"]: r for r in await asyncio.to_thread(eval_results, runtime.store, key)}
+            await asyncio.to_thread(runtime.store.start_eval, key, spec.name, benchmark.name, settings, trial)
+            earlier = {r["item_id"]: r for r in await asyncio.to_thread(runtime.store.eval_results, key)}
     todo = [it for it in benchmark.items if earlier.get(it.id, {}).get("status") != "ok"]
     scorer = get_scorer(benchmark.scorer)
     ctx = scorer_context or ScoreContext(runtime=runtime)

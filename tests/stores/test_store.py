@@ -34,8 +34,8 @@ def call(run_id: str | None, **kw) -> CallRecord:
 
 def test_public_surface():
     assert set(stores.__all__) == {
-        "DB_URL_ENV", "DEFAULT_DB_URL", "PRICING_ENV", "CachedSample", "CallRecord", "Price", "Pricing",
-        "Store", "get_store",
+        "DB_URL_ENV", "DEFAULT_DB_URL", "PRICING_ENV", "Batch", "CachedSample", "CallRecord", "EvalResult", "EvalStart",
+        "Price", "Pricing", "Recorder", "RunFinish", "RunStart", "Store", "get_store",
     }
     for name in stores.__all__:
         assert hasattr(stores, name)

@@ -1,0 +1,1 @@
+"""Test doubles and conformance suites for Archon plug-ins and stores."""

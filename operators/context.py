@@ -1,0 +1,34 @@
+"""What an operator may ask of its context: the operators' view of ``archon.context.RunContext``.
+
+Declared here, not imported from the core, because layers point down only (DESIGN.md): operators sit
+below the runner, which hands them a ``RunContext`` that satisfies this protocol.
+"""
+
+from __future__ import annotations
+
+__all__ = ["OpContext"]
+
+from typing import Protocol
+
+from backends.base import Completion, CompletionRequest
+
+
+class OpContext(Protocol):
+    """A way to call models, and what the runtime knows that an operator may use."""
+
+    @property
+    def run_id(self) -> str | None: ...
+
+    @property
+    def node_id(self) -> str | None: ...
+
+    @property
+    def trial(self) -> int | None: ...
+
+    async def complete(self, model_ref: str, request: CompletionRequest) -> Completion:
+        """Call ``model_ref`` ("<backend>/<model>") through the backend's cache/record/limit/retry chain."""
+        ...
+
+    async def past_scores(self, pipeline: str) -> list[tuple[str, float]] | None:
+        """(query text, score) of ``pipeline``'s scored eval items, newest first; None without a store."""
+        ...

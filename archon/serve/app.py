@@ -190,6 +190,8 @@ async def _flush_every(rt: Runtime, seconds: float) -> None:
 
 
 def _version() -> str:
-    from archon import __version__
+    # From the installed distribution, not ``archon/__init__``: that names the whole public face,
+    # search included, which the server's layer must not import.
+    from importlib.metadata import version
 
-    return __version__
+    return version("archon-llm")

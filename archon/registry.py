@@ -33,7 +33,7 @@ __all__ = [
 
 import importlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -64,12 +64,15 @@ class Registry(Generic[T]):
 
     ``what`` names an entry in messages ("op", "backend kind"); ``error`` is the exception an unknown
     name raises; ``check(name, obj)`` validates (and may adapt) each loaded object, raising
-    ConfigError with the fix when a plug-in declares something unusable.
+    ConfigError with the fix when a plug-in declares something unusable. ``find(group)`` lists the
+    entry points (``importlib.metadata.entry_points`` unless a test gives its own).
     """
 
     def __init__(self, group: str, what: str, *, error: type[UserError] = ConfigError,
-                 check: Callable[[str, Any], T] | None = None):
+                 check: Callable[[str, Any], T] | None = None,
+                 find: Callable[..., Iterable[EntryPoint]] | None = None):
         self.group = group
+        self._find = find
         self.what = what
         self.error = error
         self._check = check
@@ -87,7 +90,7 @@ class Registry(Generic[T]):
         with self._lock:
             if self._discovered:
                 return
-            for ep in entry_points(group=self.group):
+            for ep in (self._find or entry_points)(group=self.group):
                 self._add_entry_point(ep)
             self._discovered = True
 

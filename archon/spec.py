@@ -167,8 +167,8 @@ def parse_backend(name: str, raw: Any, source: str = "<pipeline>") -> BackendSpe
         kind = PRESETS[name].kind if name in PRESETS else "openai"
     if not isinstance(kind, str) or kind not in backend_kinds():
         shown = kind if isinstance(kind, str) else json.dumps(kind, default=str)[:40]
-        return [f"{where}: field 'kind': unknown kind '{shown}'.{suggest(str(kind), backend_kinds())} "
-                f"Valid kinds: {', '.join(backend_kinds())}"]
+        valid = backend_kinds()
+        return [f"{where}: field 'kind': unknown kind '{shown}'.{suggest(str(kind), valid)} Valid kinds: {', '.join(valid)}"]
     try:
         model = backend_settings(kind)
     except UserError as exc:  # a plug-in kind that cannot load: say which and why

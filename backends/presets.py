@@ -14,11 +14,11 @@ OpenAI URL and key. An entry naming another kind replaces the preset.
 from __future__ import annotations
 
 __all__ = [
+    "MAX_URL_LENGTH",
+    "PRESETS",
     "BackendSpec",
     "LocalSettings",
-    "MAX_URL_LENGTH",
     "OpenAISettings",
-    "PRESETS",
     "check_url",
     "missing_base_url",
     "resolve_backend_specs",

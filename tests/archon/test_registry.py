@@ -9,11 +9,23 @@ from types import SimpleNamespace
 
 import pytest
 
-import archon.registry as registry
+from archon import registry
 from archon.exceptions import ConfigError, SpecError
-from archon.registry import OPERATORS, Registry, backend_settings, get_operator, register_backend
+from archon.registry import (
+    OPERATORS,
+    Registry,
+    backend_settings,
+    get_operator,
+    register_backend,
+)
 from archon.spec import parse_pipeline, pipeline_json_schema
-from backends.presets import PRESETS, BackendSpec, LocalSettings, OpenAISettings, resolve_backend_specs
+from backends.presets import (
+    PRESETS,
+    BackendSpec,
+    LocalSettings,
+    OpenAISettings,
+    resolve_backend_specs,
+)
 from operators.generate import Generate
 
 

@@ -7,10 +7,10 @@ import hashlib
 import json
 import os
 
-from archon.context import Runtime, RunContext
+from archon.context import RunContext, Runtime
+from archon.testing.fake_server import FakeOpenAIServer
 from backends.base import CompletionRequest, request_key, server_identity
 from backends.doubles import EchoBackend
-from archon.testing.fake_server import FakeOpenAIServer
 from backends.local import LocalBackend
 from backends.openai_compat import OpenAIBackend, normalize_base_url
 from backends.presets import LocalSettings, OpenAISettings

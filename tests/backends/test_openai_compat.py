@@ -22,8 +22,8 @@ from archon.exceptions import (
     BackendUnavailable,
     ConfigError,
 )
-from backends.base import Backend, CompletionRequest
 from archon.testing.fake_server import FakeOpenAIServer, default_reply
+from backends.base import Backend, CompletionRequest
 from backends.openai_compat import OpenAIBackend, parse_retry_after
 from backends.presets import OpenAISettings
 

@@ -14,8 +14,8 @@ from archon.exceptions import (
     BackendTimeout,
     BackendUnavailable,
 )
-from backends.base import Backend, Completion, CompletionRequest
 from archon.testing.fake_server import FakeOpenAIServer
+from backends.base import Backend, Completion, CompletionRequest
 from backends.openai_compat import OpenAIBackend
 from backends.presets import OpenAISettings
 from backends.retry import RetryingBackend

@@ -12,10 +12,10 @@ import pytest
 
 from archon import Pipeline, run
 from archon.evals.report import format_summary, summarize
+from archon.testing.fake_server import FakeOpenAIServer
 from backends.base import CompletionRequest, Usage
 from backends.budget import Budget, BudgetedBackend
 from backends.doubles import FunctionBackend
-from archon.testing.fake_server import FakeOpenAIServer
 from backends.openai_compat import OpenAIBackend
 from backends.presets import OpenAISettings
 from stores.pricing import Pricing

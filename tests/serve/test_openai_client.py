@@ -11,8 +11,8 @@ import pytest
 from archon import Pipeline
 from archon.context import Runtime
 from archon.serve import create_app
-from backends.doubles import FunctionBackend
 from archon.testing.fake_server import FakeOpenAIServer
+from backends.doubles import FunctionBackend
 from backends.presets import OpenAISettings
 from tests.serve.conftest import KEY, draft_fuse, live, one_call, wait_for
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from archon.testing import BackendContract, OperatorContract
 from archon_example_plugin import Shorten, TemplateBackend
+
+from archon.testing import BackendContract, OperatorContract
 
 
 class TestShorten(OperatorContract):
@@ -42,9 +43,8 @@ def test_the_scorer_is_registered_and_adapted():
 
 def test_the_template_refuses_unknown_placeholders():
     import pytest
-    from pydantic import ValidationError
-
     from archon_example_plugin import TemplateSettings
+    from pydantic import ValidationError
 
     with pytest.raises(ValidationError, match="unknown placeholder"):
         TemplateSettings(template="{answer}")

@@ -41,6 +41,7 @@ from archon.exceptions import ConfigError, SpecError, UserError, suggest
 
 if TYPE_CHECKING:
     from backends.presets import BackendSpec
+    from operators.base import Operator
 
 T = TypeVar("T")
 
@@ -184,13 +185,13 @@ def _check_backend(name: str, obj: Any) -> Any:
     return obj
 
 
-OPERATORS: Registry[type] = Registry("archon.operators", "op", error=SpecError, check=_check_operator)
+OPERATORS: Registry[type[Operator]] = Registry("archon.operators", "op", error=SpecError, check=_check_operator)
 BACKENDS: Registry[type] = Registry("archon.backends", "backend kind", check=_check_backend)
 
 
-def register_operator(cls: type) -> type:
+def register_operator(cls: type[Operator]) -> type[Operator]:
     """Register an operator class under its ``kind`` (usable as a decorator)."""
-    OPERATORS.register(cls.kind, cls)  # type: ignore[attr-defined]
+    OPERATORS.register(cls.kind, cls)
     return cls
 
 
@@ -203,7 +204,7 @@ def operator_kinds() -> list[str]:
     return OPERATORS.names()
 
 
-def get_operator(kind: str) -> type:
+def get_operator(kind: str) -> type[Operator]:
     return OPERATORS.get(kind)
 
 

@@ -198,7 +198,7 @@ def _parse_node(raw: Any, index: int, source: str) -> tuple[NodeSpec | None, lis
         return None, [f"{source}: {label}: missing 'op'. Valid ops: {', '.join(operator_kinds())}"]
     try:
         cls = get_operator(str(op))
-    except SpecError as exc:
+    except UserError as exc:  # unknown, or a plug-in's op that cannot load: name the node either way
         return None, [f"{source}: {label}: field 'op': {exc}"]
     inputs = raw.get("inputs") or []
     if isinstance(inputs, str):
@@ -236,7 +236,7 @@ def _backend_variants() -> list[type[BaseModel]]:
     Not a discriminated union: ``kind`` may be left out (it then comes from the preset of the same
     name, else openai), so an entry is valid when it matches any kind's settings.
     """
-    variants = []
+    variants: list[type[BaseModel]] = []
     for kind in backend_kinds():
         model = backend_settings(kind)
         field = model.model_fields["kind"]
@@ -244,7 +244,7 @@ def _backend_variants() -> list[type[BaseModel]]:
             f"{kind.title().replace('-', '').replace('_', '')}Backend",
             __base__=model,
             __doc__=model.__doc__,
-            kind=(Literal[kind], Field(kind, description=field.description or "Backend kind.")),  # type: ignore[valid-type]
+            kind=(Literal[kind], Field(kind, description=field.description or "Backend kind.")),  # type: ignore[valid-type,arg-type]
         ))
     return variants
 

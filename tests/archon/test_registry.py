@@ -160,3 +160,12 @@ def test_a_backend_class_must_bring_a_settings_model():
             backend_settings("test-no-settings")
     finally:
         registry.BACKENDS.unregister("test-no-settings")
+
+
+def test_an_op_that_cannot_load_is_reported_at_its_node():
+    OPERATORS.register("broken", "no_such_plugin_module:Op")
+    try:
+        with pytest.raises(SpecError, match="p.yaml: node 'a': field 'op': op 'broken': cannot load 'no_such_plugin_module:Op'"):
+            parse_pipeline({"nodes": [{"id": "a", "op": "broken"}]}, source="p.yaml")
+    finally:
+        OPERATORS.unregister("broken")

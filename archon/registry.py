@@ -157,8 +157,8 @@ class Registry(Generic[T]):
         if not valid:
             return (f"unknown {self.what} '{name}': no package declares any (entry-point group '{self.group}'); "
                     f"is Archon installed? pip install -e . (or pip install archon-llm)")
-        return (f"unknown {self.what} '{name}'.{suggest(name, valid)} Valid: {', '.join(valid)} "
-                f"(from installed packages' '{self.group}' entry points; reinstall a package after editing its pyproject.toml)")
+        return (f"unknown {self.what} '{name}'.{suggest(name, valid)} Valid {self.what}s: {', '.join(valid)} "
+                f"(the '{self.group}' entry points of installed packages; reinstall one after editing its pyproject.toml).")
 
 
 def _check_operator(name: str, obj: Any) -> Any:

@@ -60,7 +60,7 @@ def test_two_packages_declaring_one_name_is_an_error_naming_both(fake_group):
 
 
 def test_unknown_names_suggest_and_list_the_valid_ones(fake_group):
-    with pytest.raises(ConfigError, match="unknown widget 'dump'. Did you mean 'dumps'\\? Valid: dumps, missing, twice"):
+    with pytest.raises(ConfigError, match="unknown widget 'dump'. Did you mean 'dumps'\\? Valid widgets: dumps, missing, twice"):
         fake_group.get("dump")
     with pytest.raises(SpecError, match="Did you mean 'generate'"):
         get_operator("generat")

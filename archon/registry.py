@@ -33,7 +33,8 @@ __all__ = [
 
 import importlib
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -131,6 +132,15 @@ class Registry(Generic[T]):
         with self._lock:
             self._registered.pop(name, None)
             self._loaded.pop(name, None)
+
+    @contextmanager
+    def registered(self, name: str, obj: T | str) -> Iterator[None]:
+        """``name`` registered for the ``with`` block only (a test's own op or backend kind)."""
+        self.register(name, obj)
+        try:
+            yield
+        finally:
+            self.unregister(name)
 
     def get(self, name: str) -> T:
         found = self._loaded.get(name)

@@ -176,7 +176,7 @@ def parse_backend(name: str, raw: Any, source: str = "<pipeline>") -> BackendSpe
     try:
         spec = model.model_validate({**raw, "kind": kind})
     except ValidationError as exc:
-        return [f"{where} (kind {kind}): {m}" for m in _messages(exc, model.model_fields)]
+        return [f"{where}: {m}" for m in _messages(exc, model.model_fields, label=f"Valid settings for kind {kind}")]
     if problem := missing_base_url(name, spec):
         return [f"{source}: {problem}"]
     return spec
@@ -213,7 +213,8 @@ def _parse_node(raw: Any, index: int, source: str) -> tuple[NodeSpec | None, lis
     return NodeSpec(id=node_id, op=str(op), config=config, inputs=tuple(inputs)), []
 
 
-def _messages(exc: ValidationError, fields: dict[str, Any], extra_valid: tuple[str, ...] = ()) -> list[str]:
+def _messages(exc: ValidationError, fields: dict[str, Any], extra_valid: tuple[str, ...] = (),
+              label: str = "Valid settings") -> list[str]:
     """pydantic's errors, rewritten to name the field and, for a misspelled key, the nearest valid one."""
     out = []
     valid = [*extra_valid, *fields]
@@ -221,7 +222,7 @@ def _messages(exc: ValidationError, fields: dict[str, Any], extra_valid: tuple[s
         loc = ".".join(str(x) for x in err["loc"])
         if err["type"] == "extra_forbidden":
             key = str(err["loc"][-1])
-            out.append(f"unknown setting '{key}'.{suggest(key, valid)} Valid settings: {', '.join(valid)}")
+            out.append(f"unknown setting '{key}'.{suggest(key, valid)} {label}: {', '.join(valid)}")
         else:
             got = err.get("input")
             shown = f" (got {json.dumps(got, default=str)[:60]})" if got is not None and not isinstance(got, dict) else ""

@@ -16,7 +16,6 @@ from archon.registry import (
     Registry,
     backend_settings,
     get_operator,
-    register_backend,
 )
 from archon.spec import parse_pipeline, pipeline_json_schema
 from backends.presets import (
@@ -96,12 +95,8 @@ def test_plugged_objects_are_checked():
 
     for name, obj, why in (("odd", NotAnOperator, "not a subclass of operators.base.Operator"),
                            ("misnamed", Misnamed, "set kind = 'misnamed'")):
-        OPERATORS.register(name, obj)
-        try:
-            with pytest.raises(ConfigError, match=why):
-                get_operator(name)
-        finally:
-            OPERATORS.unregister(name)
+        with OPERATORS.registered(name, obj), pytest.raises(ConfigError, match=why):
+            get_operator(name)
 
 
 # -- backend settings by kind ----------------------------------------------------------------------
@@ -122,9 +117,9 @@ def test_unknown_keys_for_a_kind_name_the_file_backend_and_valid_keys():
     with pytest.raises(SpecError) as err:
         parse_pipeline(_pipeline({"fast": {"base_url": "http://127.0.0.1:1/v1", "n_ctx": 8192}}), source="p.yaml")
     msg = str(err.value)
-    assert "p.yaml: backend 'fast' (kind openai): unknown setting 'n_ctx'" in msg
-    assert "Valid settings: kind, max_concurrency" in msg and "base_url, api_key_env" in msg
-    with pytest.raises(SpecError, match="backend 'local' \\(kind local\\): unknown setting 'base_url'"):
+    assert "p.yaml: backend 'fast': unknown setting 'n_ctx'" in msg
+    assert "Valid settings for kind openai: kind, max_concurrency" in msg and "base_url, api_key_env" in msg
+    with pytest.raises(SpecError, match="backend 'local': unknown setting 'base_url'.* for kind local: .*n_ctx"):
         parse_pipeline(_pipeline({"local": {"base_url": "http://127.0.0.1:1/v1"}}))
     with pytest.raises(SpecError, match="field 'kind': unknown kind 'loacl'. Did you mean 'local'"):
         parse_pipeline(_pipeline({"x": {"kind": "loacl"}}))
@@ -154,18 +149,12 @@ def test_a_backend_class_must_bring_a_settings_model():
         async def complete(self, request):
             raise AssertionError
 
-    register_backend("test-no-settings", NoSettings)
-    try:
-        with pytest.raises(ConfigError, match="Settings must subclass backends.presets.BackendSpec"):
-            backend_settings("test-no-settings")
-    finally:
-        registry.BACKENDS.unregister("test-no-settings")
+    with registry.BACKENDS.registered("test-no-settings", NoSettings), pytest.raises(
+            ConfigError, match="Settings must subclass backends.presets.BackendSpec"):
+        backend_settings("test-no-settings")
 
 
 def test_an_op_that_cannot_load_is_reported_at_its_node():
-    OPERATORS.register("broken", "no_such_plugin_module:Op")
-    try:
-        with pytest.raises(SpecError, match="p.yaml: node 'a': field 'op': op 'broken': cannot load 'no_such_plugin_module:Op'"):
-            parse_pipeline({"nodes": [{"id": "a", "op": "broken"}]}, source="p.yaml")
-    finally:
-        OPERATORS.unregister("broken")
+    with OPERATORS.registered("broken", "no_such_plugin_module:Op"), pytest.raises(
+            SpecError, match="p.yaml: node 'a': field 'op': op 'broken': cannot load 'no_such_plugin_module:Op'"):
+        parse_pipeline({"nodes": [{"id": "a", "op": "broken"}]}, source="p.yaml")

@@ -96,3 +96,13 @@ class TestLocalBackend(BackendContract):
                 return await super().complete(replace(request, logprobs=1))
 
         return Refusing(name, settings)
+
+
+def test_archon_testing_needs_no_web_stack_until_a_server_starts():
+    import subprocess
+    import sys
+
+    code = ("import sys; from archon.testing import FakeOpenAIServer, FunctionBackend, OperatorContract; "
+            "FakeOpenAIServer(); print(sorted(m for m in ('uvicorn', 'starlette') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"

@@ -107,8 +107,11 @@ class Registry(Generic[T]):
         self._origins[ep.name] = dist
         self._targets[ep.name] = ep.value
 
-    def names(self) -> list[str]:
+    def names(self, origin: str | None = None) -> list[str]:
+        """Every name, or with ``origin`` only those a distribution declares (``"archon-llm"``: the built-ins)."""
         self._discover()
+        if origin is not None:
+            return sorted(n for n, dist in self._origins.items() if dist == origin and n not in self._registered)
         return sorted(set(self._targets) | set(self._registered))
 
     def __contains__(self, name: object) -> bool:
@@ -132,6 +135,17 @@ class Registry(Generic[T]):
         with self._lock:
             self._registered.pop(name, None)
             self._loaded.pop(name, None)
+
+    def copy(self) -> Registry[T]:
+        """The same names in a registry of its own: a test swaps it in (``monkeypatch.setattr(registry,
+        "OPERATORS", registry.OPERATORS.copy())``) and its registrations end with the test."""
+        self._discover()
+        new: Registry[T] = Registry(self.group, self.what, error=self.error, check=self._check, find=self._find)
+        with self._lock:
+            new._targets, new._origins, new._conflicts = dict(self._targets), dict(self._origins), dict(self._conflicts)
+            new._registered, new._loaded = dict(self._registered), dict(self._loaded)
+            new._discovered = True
+        return new
 
     @contextmanager
     def registered(self, name: str, obj: T | str) -> Iterator[None]:
@@ -195,11 +209,11 @@ def _check_backend(name: str, obj: Any) -> Any:
     return obj
 
 
-OPERATORS: Registry[type[Operator]] = Registry("archon.operators", "op", error=SpecError, check=_check_operator)
+OPERATORS: Registry[type[Operator[Any]]] = Registry("archon.operators", "op", error=SpecError, check=_check_operator)
 BACKENDS: Registry[type] = Registry("archon.backends", "backend kind", check=_check_backend)
 
 
-def register_operator(cls: type[Operator]) -> type[Operator]:
+def register_operator(cls: type[Operator[Any]]) -> type[Operator[Any]]:
     """Register an operator class under its ``kind`` (usable as a decorator)."""
     OPERATORS.register(cls.kind, cls)
     return cls
@@ -214,7 +228,7 @@ def operator_kinds() -> list[str]:
     return OPERATORS.names()
 
 
-def get_operator(kind: str) -> type[Operator]:
+def get_operator(kind: str) -> type[Operator[Any]]:
     return OPERATORS.get(kind)
 
 

@@ -245,7 +245,7 @@ def _backend_variants() -> list[type[BaseModel]]:
             f"{kind.title().replace('-', '').replace('_', '')}Backend",
             __base__=model,
             __doc__=model.__doc__,
-            kind=(Literal[kind], Field(kind, description=field.description or "Backend kind.")),  # type: ignore[valid-type,arg-type]
+            kind=(Literal[kind], Field(kind, description=field.description or "Backend kind.")),  # type: ignore[arg-type]
         ))
     return variants
 
@@ -262,7 +262,7 @@ def pipeline_json_schema() -> dict[str, Any]:
                 __base__=cls.Config,
                 __doc__=cls.summary or cls.__doc__,
                 id=(str, Field(..., description="Unique node id.")),
-                op=(Literal[kind], Field(..., description="Operator name.")),  # type: ignore[valid-type]
+                op=(Literal[kind], Field(..., description="Operator name.")),  # type: ignore[arg-type]
                 inputs=(list[str], Field(default_factory=list, description="Ids of the nodes this node reads; none = the query.")),
             )
         )

@@ -222,12 +222,12 @@ class FakeOpenAIServer:
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off",
                                 timeout_graceful_shutdown=2)
-        self._server = uvicorn.Server(config)
+        self._server = server = uvicorn.Server(config)
 
         async def serve() -> None:
             self._loop = asyncio.get_running_loop()
             self._closing = asyncio.Event()
-            await self._server.serve(sockets=[sock])
+            await server.serve(sockets=[sock])
 
         self._thread = threading.Thread(target=asyncio.run, args=(serve(),), name="fake-openai", daemon=True)
         self._thread.start()
@@ -312,10 +312,11 @@ class FakeOpenAIServer:
                 return JSONResponse(_error_body(400, "'messages' is required"), status_code=400)
             prompt = _prompt_of_messages(messages)
         else:
-            prompt = body.get("prompt")
-            prompt = prompt[0] if isinstance(prompt, list) and prompt else prompt
-            if not isinstance(prompt, str):
+            given = body.get("prompt")
+            given = given[0] if isinstance(given, list) and given else given
+            if not isinstance(given, str):
                 return JSONResponse(_error_body(400, "'prompt' is required"), status_code=400)
+            prompt = given
         answer = self._completion(chat, prompt, body)
         if body.get("stream"):
             broken = fault is not None and fault.kind == "break"

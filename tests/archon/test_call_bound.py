@@ -195,7 +195,7 @@ def test_node_order_in_the_file_does_not_matter():
 
 def test_every_builtin_operator_kind_is_covered():
     kinds = {n.op for make, _, _ in CASES.values() for n in make().build().nodes} | {"retrieve"}
-    assert kinds == {k for k in OPERATORS.names() if OPERATORS.origin(k) == "archon-llm"}
+    assert kinds == set(OPERATORS.names(origin="archon-llm"))
 
 
 def test_public_names():

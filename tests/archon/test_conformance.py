@@ -36,12 +36,8 @@ CASES: dict[str, tuple[dict, list[str]]] = {
 }
 
 
-def _builtin_ops() -> list[str]:
-    return [kind for kind in OPERATORS.names() if OPERATORS.origin(kind) == "archon-llm"]
-
-
 def test_every_builtin_operator_has_a_case():
-    assert sorted(CASES) == sorted(_builtin_ops())
+    assert sorted(CASES) == OPERATORS.names(origin="archon-llm")
 
 
 for _kind, (_config, _inputs) in CASES.items():

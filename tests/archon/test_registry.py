@@ -158,3 +158,10 @@ def test_an_op_that_cannot_load_is_reported_at_its_node():
     with OPERATORS.registered("broken", "no_such_plugin_module:Op"), pytest.raises(
             SpecError, match="p.yaml: node 'a': field 'op': op 'broken': cannot load 'no_such_plugin_module:Op'"):
         parse_pipeline({"nodes": [{"id": "a", "op": "broken"}]}, source="p.yaml")
+
+
+def test_a_copy_takes_registrations_that_leave_the_original_alone(fake_group):
+    copy = fake_group.copy()
+    copy.register("loads", "json:loads")
+    assert copy.get("loads") is json.loads and copy.get("dumps") is json.dumps
+    assert "loads" not in fake_group

@@ -13,7 +13,9 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from archon.context import RunContext
 from archon.types import Candidate, Query
+from backends.base import Completion
 from operators.base import ModelCallConfig, Operator, build_request, render
 
 PROMPT = "Rewrite this in at most {max_words} words, keeping its meaning:\n{text}"
@@ -28,15 +30,16 @@ class ShortenConfig(ModelCallConfig):
         return [self.model]
 
 
-class Shorten(Operator):
-    """One model call per input candidate (or for the query when the node has no inputs)."""
+class Shorten(Operator[ShortenConfig]):
+    """One model call per input candidate (or for the query when the node has no inputs).
+
+    ``Operator[ShortenConfig]`` sets ``Config`` and types ``self.config``."""
 
     kind = "shorten"
-    Config = ShortenConfig
     summary: ClassVar[str] = "Shorten each candidate with a model, then cut it to max_words words."
 
-    async def __call__(self, inputs: list[Candidate], query: Query, ctx) -> list[Candidate]:
-        cfg: ShortenConfig = self.config  # type: ignore[assignment]
+    async def __call__(self, inputs: list[Candidate], query: Query, ctx: RunContext) -> list[Candidate]:
+        cfg = self.config
         sources = inputs or [Candidate(query.text, node=self.node_id)]
         replies = await asyncio.gather(*(self._shorten(c.text, cfg, ctx) for c in sources))
         return [
@@ -45,7 +48,7 @@ class Shorten(Operator):
             for i, done in enumerate(replies)
         ]
 
-    async def _shorten(self, text: str, cfg: ShortenConfig, ctx):
+    async def _shorten(self, text: str, cfg: ShortenConfig, ctx: RunContext) -> Completion:
         prompt = render(cfg.prompt, text=text, max_words=cfg.max_words)
         return await ctx.complete(cfg.model, build_request(cfg, cfg.model, prompt))
 

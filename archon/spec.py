@@ -7,7 +7,7 @@ problems found are reported at once, one line each: ``file: node 'x': message``.
 
 from __future__ import annotations
 
-__all__ = ["NodeSpec", "PipelineSpec", "load_pipeline", "parse_pipeline", "pipeline_json_schema", "read_yaml"]
+__all__ = ["NodeSpec", "PipelineSpec", "load_pipeline", "parse_backend", "parse_pipeline", "pipeline_json_schema", "read_yaml"]
 
 import json
 from dataclasses import dataclass, field
@@ -17,10 +17,10 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from archon.exceptions import SpecError, suggest
-from archon.registry import backend_kinds, get_operator, operator_kinds
+from archon.exceptions import SpecError, UserError, suggest
+from archon.registry import backend_kinds, backend_settings, get_operator, operator_kinds
 from archon.spec_checks import check_graph, node_id_problem
-from backends.presets import BackendSpec, missing_base_url
+from backends.presets import PRESETS, BackendSpec, missing_base_url
 from operators.base import OpConfig
 
 _TOP_KEYS = ("name", "description", "backends", "nodes", "output")
@@ -118,16 +118,11 @@ def parse_pipeline(
         problems.append(f"{source}: 'backends' must be a mapping of backend name to settings.")
         raw_backends = {}
     for name, raw in raw_backends.items():
-        try:
-            backends[str(name)] = spec = BackendSpec.model_validate(raw or {})
-        except ValidationError as exc:
-            problems += [f"{source}: backend '{name}': {m}" for m in _messages(exc, BackendSpec.model_fields)]
-            continue
-        if spec.kind not in backend_kinds():
-            problems.append(f"{source}: backend '{name}': field 'kind': unknown kind '{spec.kind}'.{suggest(spec.kind, backend_kinds())} "
-                            f"Valid kinds: {', '.join(backend_kinds())}")
-        elif problem := missing_base_url(str(name), spec):
-            problems.append(f"{source}: {problem}")
+        spec_or_problems = parse_backend(str(name), raw, source)
+        if isinstance(spec_or_problems, list):
+            problems += spec_or_problems
+        else:
+            backends[str(name)] = spec_or_problems
 
     nodes: list[NodeSpec] = []
     raw_nodes = data.get("nodes")
@@ -156,6 +151,37 @@ def parse_pipeline(
     return spec
 
 
+def parse_backend(name: str, raw: Any, source: str = "<pipeline>") -> BackendSpec | list[str]:
+    """One ``backends:`` entry parsed with its kind's settings model, or the problems, one line each.
+
+    The kind is the entry's ``kind``, else the preset's of the same name, else ``openai``; so
+    ``local: {n_ctx: 8192}`` is read with the local kind's settings and then merged into the preset.
+    """
+    where = f"{source}: backend '{name}'"
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        return [f"{where}: must be a mapping of settings such as 'kind' and 'max_concurrency'."]
+    kind = raw.get("kind")
+    if kind is None:
+        kind = PRESETS[name].kind if name in PRESETS else "openai"
+    if not isinstance(kind, str) or kind not in backend_kinds():
+        shown = kind if isinstance(kind, str) else json.dumps(kind, default=str)[:40]
+        valid = backend_kinds()
+        return [f"{where}: field 'kind': unknown kind '{shown}'.{suggest(str(kind), valid)} Valid kinds: {', '.join(valid)}"]
+    try:
+        model = backend_settings(kind)
+    except UserError as exc:  # a plug-in kind that cannot load: say which and why
+        return [f"{where}: field 'kind': {exc}"]
+    try:
+        spec = model.model_validate({**raw, "kind": kind})
+    except ValidationError as exc:
+        return [f"{where}: {m}" for m in _messages(exc, model.model_fields, label=f"Valid settings for kind {kind}")]
+    if problem := missing_base_url(name, spec):
+        return [f"{source}: {problem}"]
+    return spec
+
+
 def _parse_node(raw: Any, index: int, source: str) -> tuple[NodeSpec | None, list[str]]:
     if not isinstance(raw, dict):
         return None, [f"{source}: node #{index + 1}: must be a mapping with 'id' and 'op'."]
@@ -172,7 +198,7 @@ def _parse_node(raw: Any, index: int, source: str) -> tuple[NodeSpec | None, lis
         return None, [f"{source}: {label}: missing 'op'. Valid ops: {', '.join(operator_kinds())}"]
     try:
         cls = get_operator(str(op))
-    except SpecError as exc:
+    except UserError as exc:  # unknown, or a plug-in's op that cannot load: name the node either way
         return None, [f"{source}: {label}: field 'op': {exc}"]
     inputs = raw.get("inputs") or []
     if isinstance(inputs, str):
@@ -187,7 +213,8 @@ def _parse_node(raw: Any, index: int, source: str) -> tuple[NodeSpec | None, lis
     return NodeSpec(id=node_id, op=str(op), config=config, inputs=tuple(inputs)), []
 
 
-def _messages(exc: ValidationError, fields: dict[str, Any], extra_valid: tuple[str, ...] = ()) -> list[str]:
+def _messages(exc: ValidationError, fields: dict[str, Any], extra_valid: tuple[str, ...] = (),
+              label: str = "Valid settings") -> list[str]:
     """pydantic's errors, rewritten to name the field and, for a misspelled key, the nearest valid one."""
     out = []
     valid = [*extra_valid, *fields]
@@ -195,7 +222,7 @@ def _messages(exc: ValidationError, fields: dict[str, Any], extra_valid: tuple[s
         loc = ".".join(str(x) for x in err["loc"])
         if err["type"] == "extra_forbidden":
             key = str(err["loc"][-1])
-            out.append(f"unknown setting '{key}'.{suggest(key, valid)} Valid settings: {', '.join(valid)}")
+            out.append(f"unknown setting '{key}'.{suggest(key, valid)} {label}: {', '.join(valid)}")
         else:
             got = err.get("input")
             shown = f" (got {json.dumps(got, default=str)[:60]})" if got is not None and not isinstance(got, dict) else ""
@@ -204,8 +231,28 @@ def _messages(exc: ValidationError, fields: dict[str, Any], extra_valid: tuple[s
     return out
 
 
+def _backend_variants() -> list[type[BaseModel]]:
+    """One settings model per registered backend kind, its ``kind`` pinned to that name.
+
+    Not a discriminated union: ``kind`` may be left out (it then comes from the preset of the same
+    name, else openai), so an entry is valid when it matches any kind's settings.
+    """
+    variants: list[type[BaseModel]] = []
+    for kind in backend_kinds():
+        model = backend_settings(kind)
+        field = model.model_fields["kind"]
+        variants.append(create_model(
+            f"{kind.title().replace('-', '').replace('_', '')}Backend",
+            __base__=model,
+            __doc__=model.__doc__,
+            kind=(Literal[kind], Field(kind, description=field.description or "Backend kind.")),  # type: ignore[arg-type]
+        ))
+    return variants
+
+
 def pipeline_json_schema() -> dict[str, Any]:
-    """JSON Schema of the pipeline file, one node variant per registered op (for editors)."""
+    """JSON Schema of the pipeline file: one node variant per registered op and one backend variant
+    per registered backend kind, plug-ins included (for editors and ``archon schema``)."""
     variants = []
     for kind in operator_kinds():
         cls = get_operator(kind)
@@ -215,11 +262,12 @@ def pipeline_json_schema() -> dict[str, Any]:
                 __base__=cls.Config,
                 __doc__=cls.summary or cls.__doc__,
                 id=(str, Field(..., description="Unique node id.")),
-                op=(Literal[kind], Field(..., description="Operator name.")),  # type: ignore[valid-type]
+                op=(Literal[kind], Field(..., description="Operator name.")),  # type: ignore[arg-type]
                 inputs=(list[str], Field(default_factory=list, description="Ids of the nodes this node reads; none = the query.")),
             )
         )
     node_type = Annotated[Union[tuple(variants)], Field(discriminator="op")]  # type: ignore[valid-type]
+    backend_type = Union[tuple(_backend_variants())]  # type: ignore[valid-type]
 
     class PipelineFile(BaseModel):
         """An Archon pipeline."""
@@ -227,7 +275,8 @@ def pipeline_json_schema() -> dict[str, Any]:
         model_config = ConfigDict(extra="forbid", title="Archon pipeline")
         name: str | None = Field(None, description="Pipeline name (default: the file name).")
         description: str | None = Field(None, description="What the pipeline is for.")
-        backends: dict[str, BackendSpec] = Field(default_factory=dict, description="Backends added to or overriding the presets.")
+        backends: dict[str, backend_type] = Field(  # type: ignore[valid-type]
+            default_factory=dict, description="Backends added to or overriding the presets; the settings depend on 'kind'.")
         nodes: list[node_type] = Field(..., description="The operators, in any order.")  # type: ignore[valid-type]
         output: str | None = Field(None, description="Id of the node whose first candidate is the answer (default: the last node).")
 

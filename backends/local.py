@@ -42,7 +42,7 @@ from archon.exceptions import (
     suggest,
 )
 from backends.base import Completion, CompletionRequest, StreamItem, Usage, request_key
-from backends.presets import BackendSpec
+from backends.presets import LocalSettings
 
 DEFAULT_MODEL = "gemma-3-270m"
 _WHAT = "the embedded local model"
@@ -261,7 +261,10 @@ _CONTEXT_OVERFLOW = re.compile(r"Requested tokens \((\d+)\) exceed context windo
 class LocalBackend:
     """The ``local`` backend kind: completions from a GGUF model embedded in this process."""
 
-    def __init__(self, name: str, spec: BackendSpec):
+    #: The ``backends:`` entries of kind ``local`` are parsed with this model.
+    Settings = LocalSettings
+
+    def __init__(self, name: str, spec: LocalSettings):
         self.name = name
         self.spec = spec
         self.n_threads = spec.n_threads or os.cpu_count() or 1

@@ -40,7 +40,7 @@ from archon.exceptions import (
     ConfigError,
 )
 from backends.base import Completion, CompletionRequest, StreamItem, Usage
-from backends.presets import BackendSpec
+from backends.presets import OpenAISettings
 
 # Local servers (Ollama, vLLM without --api-key) ignore the key, but the client insists on one.
 _NO_KEY = "not-needed"
@@ -115,7 +115,10 @@ def _server_message(exc: openai.APIStatusError) -> str:
 class OpenAIBackend:
     """A Backend talking to one OpenAI-compatible server, rotating API keys on rate limits."""
 
-    def __init__(self, name: str, spec: BackendSpec, *, http_client: httpx.AsyncClient | None = None):
+    #: The ``backends:`` entries of kind ``openai`` are parsed with this model.
+    Settings = OpenAISettings
+
+    def __init__(self, name: str, spec: OpenAISettings, *, http_client: httpx.AsyncClient | None = None):
         """``http_client`` replaces the HTTP client the ``openai`` library would make (a proxy, custom
         TLS, or ``httpx.MockTransport`` in tests); the backend then owns it and closes it."""
         self.name = name

@@ -1,12 +1,28 @@
 """Backend settings (the ``backends:`` section of a pipeline file) and the built-in presets.
 
-A preset is a named ``BackendSpec``; an entry in a pipeline's ``backends:`` with a preset's name
-overrides only the fields it sets, so ``openai: {max_concurrency: 4}`` keeps the OpenAI URL and key.
+Each backend kind has its own settings model, the backend class's ``Settings``: a subclass of
+``BackendSpec`` (the fields every kind has: concurrency, timeout, retries) adding that kind's own
+fields, with unknown keys refused. ``OpenAISettings`` (kind ``openai``) adds the server URL and key
+variable; ``LocalSettings`` (kind ``local``) the llama.cpp context and threads. A plug-in kind
+declares its own the same way; ``archon.spec`` picks the model by ``kind`` when it reads a file.
+
+A preset is a named settings object; an entry in a pipeline's ``backends:`` with a preset's name
+and the same kind overrides only the fields it sets, so ``openai: {max_concurrency: 4}`` keeps the
+OpenAI URL and key. An entry naming another kind replaces the preset.
 """
 
 from __future__ import annotations
 
-__all__ = ["BackendSpec", "MAX_URL_LENGTH", "PRESETS", "check_url", "missing_base_url", "resolve_backend_specs"]
+__all__ = [
+    "MAX_URL_LENGTH",
+    "PRESETS",
+    "BackendSpec",
+    "LocalSettings",
+    "OpenAISettings",
+    "check_url",
+    "missing_base_url",
+    "resolve_backend_specs",
+]
 
 import os
 import re
@@ -62,19 +78,24 @@ def _is_ip(host: str) -> bool:
 
 
 class BackendSpec(BaseModel):
-    """Where a model is served and how to talk to it."""
+    """Settings every backend kind has: where calls go is the kind's own business, how many run at
+    once, how long one may take and how often it is retried are the wrapper chain's."""
 
     model_config = ConfigDict(extra="forbid")
 
     kind: str = Field("openai", description="Backend implementation: 'openai' (any OpenAI-compatible server), 'local' (embedded llama.cpp), or a plug-in's name.")
-    base_url: str | None = Field(None, description="Server URL, e.g. http://127.0.0.1:8000/v1 (openai kind).")
-    api_key_env: str | list[str] | None = Field(None, description="Name of the environment variable holding the key (never the key itself); a list, or a variable holding comma-separated keys, rotates keys on rate limits.")
     max_concurrency: int = Field(16, ge=1, description="Most calls in flight to this backend at once.")
     timeout: float = Field(60.0, gt=0, description="Seconds per call before it is abandoned (and retried).")
     max_retries: int = Field(4, ge=0, description="Retries after the first attempt for 429, 5xx, timeouts and dropped connections.")
     max_retry_wait: float = Field(60.0, ge=0, description="Cap in seconds on one wait between retries, Retry-After included.")
-    n_ctx: int = Field(4096, ge=256, description="Context length in tokens (local kind).")
-    n_threads: int | None = Field(None, ge=1, description="CPU threads for llama.cpp (local kind); default: all cores.")
+
+
+class OpenAISettings(BackendSpec):
+    """An OpenAI-compatible server (kind ``openai``)."""
+
+    kind: str = Field("openai", description="'openai': any OpenAI-compatible server.")
+    base_url: str | None = Field(None, description="Server URL, e.g. http://127.0.0.1:8000/v1; ${VAR} and ${VAR:-default} are read from the environment.")
+    api_key_env: str | list[str] | None = Field(None, description="Name of the environment variable holding the key (never the key itself); a list, or a variable holding comma-separated keys, rotates keys on rate limits.")
 
     @field_validator("base_url")
     @classmethod
@@ -85,21 +106,25 @@ class BackendSpec(BaseModel):
         return check_url(_VAR.sub(lambda m: os.environ.get(m.group(1), m.group(2) or ""), v))
 
 
-def _p(**kw) -> BackendSpec:
-    return BackendSpec(**kw)
+class LocalSettings(BackendSpec):
+    """The embedded llama.cpp model (kind ``local``)."""
+
+    kind: str = Field("local", description="'local': a GGUF model run in this process by llama.cpp.")
+    n_ctx: int = Field(4096, ge=256, description="Context length in tokens.")
+    n_threads: int | None = Field(None, ge=1, description="CPU threads for llama.cpp; default: all cores.")
 
 
 PRESETS: dict[str, BackendSpec] = {
-    "openai": _p(base_url="https://api.openai.com/v1", api_key_env="OPENAI_API_KEY"),
-    "together": _p(base_url="https://api.together.xyz/v1", api_key_env="TOGETHER_API_KEY"),
-    "groq": _p(base_url="https://api.groq.com/openai/v1", api_key_env="GROQ_API_KEY"),
-    "openrouter": _p(base_url="https://openrouter.ai/api/v1", api_key_env="OPENROUTER_API_KEY"),
+    "openai": OpenAISettings(base_url="https://api.openai.com/v1", api_key_env="OPENAI_API_KEY"),
+    "together": OpenAISettings(base_url="https://api.together.xyz/v1", api_key_env="TOGETHER_API_KEY"),
+    "groq": OpenAISettings(base_url="https://api.groq.com/openai/v1", api_key_env="GROQ_API_KEY"),
+    "openrouter": OpenAISettings(base_url="https://openrouter.ai/api/v1", api_key_env="OPENROUTER_API_KEY"),
     # Anthropic's OpenAI-compatible endpoint.
-    "anthropic": _p(base_url="https://api.anthropic.com/v1/", api_key_env="ANTHROPIC_API_KEY"),
-    "ollama": _p(base_url="http://127.0.0.1:11434/v1", max_concurrency=4, timeout=300),
-    "vllm": _p(base_url="http://127.0.0.1:8000/v1", api_key_env="VLLM_API_KEY", max_concurrency=64, timeout=300),
-    "llamacpp-server": _p(base_url="http://127.0.0.1:8080/v1", max_concurrency=4, timeout=300),
-    "local": _p(kind="local", max_concurrency=1, timeout=600, max_retries=0),
+    "anthropic": OpenAISettings(base_url="https://api.anthropic.com/v1/", api_key_env="ANTHROPIC_API_KEY"),
+    "ollama": OpenAISettings(base_url="http://127.0.0.1:11434/v1", max_concurrency=4, timeout=300),
+    "vllm": OpenAISettings(base_url="http://127.0.0.1:8000/v1", api_key_env="VLLM_API_KEY", max_concurrency=64, timeout=300),
+    "llamacpp-server": OpenAISettings(base_url="http://127.0.0.1:8080/v1", max_concurrency=4, timeout=300),
+    "local": LocalSettings(max_concurrency=1, timeout=600, max_retries=0),
 }
 
 
@@ -109,18 +134,20 @@ def missing_base_url(name: str, spec: BackendSpec) -> str | None:
     Without this rule the OpenAI client falls back to OpenAI's own URL and sends the key named by
     ``api_key_env`` there: a key meant for a private server would reach a third party.
     """
-    if spec.kind != "openai" or spec.base_url or name in PRESETS:
+    if spec.kind != "openai" or getattr(spec, "base_url", None) or name in PRESETS:
         return None
     return (f"backend '{name}': kind openai needs base_url (the server's /v1 URL); "
             f"for OpenAI itself use the preset 'openai'")
 
 
 def resolve_backend_specs(overrides: dict[str, BackendSpec] | None) -> dict[str, BackendSpec]:
-    """Presets merged with a pipeline's ``backends:`` (fields set there win)."""
+    """Presets merged with a pipeline's ``backends:`` (fields set there win; another kind replaces the preset)."""
     specs = dict(PRESETS)
     for name, spec in (overrides or {}).items():
         base = PRESETS.get(name)
-        if base is None:
+        # Fields merge into a preset of the same kind (or from the common base, e.g. only limits).
+        same_kind = isinstance(base, type(spec)) and ("kind" not in spec.model_fields_set or spec.kind == base.kind)
+        if base is None or not same_kind:
             specs[name] = spec
         else:
             specs[name] = base.model_copy(update=spec.model_dump(exclude_unset=True))

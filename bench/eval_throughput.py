@@ -24,7 +24,7 @@ from archon import Pipeline, Runtime  # noqa: E402
 from archon.evals.datasets import load_benchmark  # noqa: E402
 from archon.evals.report import summarize  # noqa: E402
 from archon.evals.runner import evaluate  # noqa: E402
-from backends.presets import BackendSpec  # noqa: E402
+from backends.presets import OpenAISettings  # noqa: E402
 
 
 def pipeline() -> Pipeline:
@@ -46,12 +46,12 @@ async def main() -> None:
     data = tmp / "items.jsonl"
     data.write_text("".join(json.dumps({"id": f"q{i}", "question": f"What is {i} + 1?", "answer": str(i + 1)}) + "\n"
                             for i in range(args.items)))
-    proc = subprocess.Popen([sys.executable, "-m", "backends.fake_server", "--delay", str(args.delay)], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "archon.testing.fake_server", "--delay", str(args.delay)], cwd=ROOT,
                             stdout=subprocess.PIPE, text=True)
     url = proc.stdout.readline().strip()
     try:
         bench = load_benchmark(str(data))
-        runtime = Runtime({"srv": BackendSpec(base_url=url, max_concurrency=256)}, store=str(tmp / "eval.db"))
+        runtime = Runtime({"srv": OpenAISettings(base_url=url, max_concurrency=256)}, store=str(tmp / "eval.db"))
         # Warm-up on other items (a different benchmark file): first-use imports and connections
         # are paid once per process and are not what this measures.
         warm = tmp / "warm.jsonl"

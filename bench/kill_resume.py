@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from backends.fake_server import FakeOpenAIServer  # noqa: E402
+from archon.testing.fake_server import FakeOpenAIServer  # noqa: E402
 from stores.testing import postgres_unavailable, temporary_database  # noqa: E402
 
 PIPELINE = """

@@ -26,11 +26,11 @@ sys.path.insert(0, str(ROOT))
 from openai import AsyncOpenAI  # noqa: E402
 
 from archon import CompiledPipeline, Pipeline, Runtime  # noqa: E402
-from backends.presets import BackendSpec  # noqa: E402
+from backends.presets import OpenAISettings  # noqa: E402
 
 
 def start_server() -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "backends.fake_server", "--delay", "0"], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "archon.testing.fake_server", "--delay", "0"], cwd=ROOT,
                             stdout=subprocess.PIPE, text=True)
     url = proc.stdout.readline().strip()
     return proc, url
@@ -76,7 +76,7 @@ async def bare(url: str, runs: int, shape: str) -> float:
 async def archon(url: str, runs: int, shape: str, db: str) -> float:
     spec = (one_call() if shape == "one" else srf()).build()
     cp = CompiledPipeline(spec)
-    runtime = Runtime({"srv": BackendSpec(base_url=url)}, store=db)
+    runtime = Runtime({"srv": OpenAISettings(base_url=url)}, store=db)
     calls = 0
     start = time.perf_counter()
     for i in range(runs):

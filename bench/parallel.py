@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from openai import AsyncOpenAI  # noqa: E402
 
 from archon import CompiledPipeline, Pipeline, Runtime  # noqa: E402
-from backends.fake_server import FakeOpenAIServer  # noqa: E402
-from backends.presets import BackendSpec  # noqa: E402
+from archon.testing.fake_server import FakeOpenAIServer  # noqa: E402
+from backends.presets import OpenAISettings  # noqa: E402
 
 
 def reply(prompt: str, k: int) -> str:
@@ -59,7 +59,7 @@ async def archon_once(srv: FakeOpenAIServer, runtime: Runtime, query: str) -> tu
 def runtime_for(srv: FakeOpenAIServer, db: str) -> Runtime:
     # One runtime per server, as in `archon eval` or `archon serve`: the warm-up run also teaches the
     # backend whether the server honours `n`.
-    return Runtime({"srv": BackendSpec(base_url=srv.base_url, max_concurrency=32)}, store=db, use_cache=False)
+    return Runtime({"srv": OpenAISettings(base_url=srv.base_url, max_concurrency=32)}, store=db, use_cache=False)
 
 
 async def sequential_once(srv: FakeOpenAIServer, query: str) -> tuple[float, float, int]:

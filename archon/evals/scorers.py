@@ -5,15 +5,15 @@ never raises: a reply with no parseable answer scores 0 and says why in ``detail
 is a misconfiguration (the judge scorer without a judge pipeline) and a judge run that failed; the
 eval runner records that item as failed.
 
-``get_scorer(name)`` resolves, in order: a scorer registered with ``register_scorer``, a built-in
-(``scorer_names()``), the entry-point group ``archon.scorers`` (name = "module:function"), or a
-"package.module:function" path. A user function may be sync or async and may return a ``Score``, a
+``get_scorer(name)`` resolves a name from the registry ``SCORERS`` (the entry-point group
+``archon.scorers``, built-ins included, plus ``register_scorer``), or a "package.module:function" path. A user function may be sync or async and may return a ``Score``, a
 number or a bool.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "SCORERS",
     "Score",
     "ScoreContext",
     "Scorer",
@@ -29,19 +29,18 @@ __all__ = [
 
 import asyncio
 import collections
-import importlib
 import inspect
 import re
 import string
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any, Protocol
 
 from archon.evals import prompts as P
 from archon.evals.datasets import Item
-from archon.exceptions import ConfigError, suggest
+from archon.exceptions import ConfigError
+from archon.registry import Registry, load_target
 from archon.types import Query
 from operators.answers import extract, last_boxed, normalize_number
 from operators.base import render
@@ -337,54 +336,39 @@ score_judge.needs_judge = True  # type: ignore[attr-defined]
 
 
 # ---- lookup --------------------------------------------------------------------------------------
+# The built-ins are declared in pyproject.toml's "archon.scorers" entry points, like a plug-in's.
 
-_BUILTINS: dict[str, Scorer] = {
-    "number": score_number,
-    "math": score_math,
-    "code": score_code,
-    "choice": score_choice,
-    "exact": score_exact,
-    "f1": score_f1,
-    "judge": score_judge,
-}
-_registered: dict[str, Scorer] = {}
+
+def _check(name: str, obj: Any) -> Scorer:
+    if not callable(obj):
+        raise ConfigError(f"scorer '{name}': {obj!r} is not callable; a scorer is (output, item, ctx) -> Score.")
+    return _adapt(obj, name)
+
+
+#: Scorer names -> scorers, fed by the entry-point group ``archon.scorers``.
+SCORERS: Registry[Scorer] = Registry("archon.scorers", "scorer", check=_check)
 
 
 def register_scorer(name: str, fn: Callable[..., Any]) -> None:
-    """Make ``fn`` available as scorer ``name`` (it may be sync and return a Score, a number or a bool)."""
-    _registered[name] = _adapt(fn, name)
+    """Make ``fn`` available as scorer ``name`` (it may be sync and return a Score, a number or a bool);
+    a name already registered is replaced, as a notebook re-running its cell expects."""
+    SCORERS.register(name, fn, replace=True)
 
 
 def scorer_names() -> list[str]:
-    return sorted(set(_BUILTINS) | set(_registered) | {ep.name for ep in entry_points(group="archon.scorers")})
+    return SCORERS.names()
 
 
 def get_scorer(name: str) -> Scorer:
-    """A scorer by name: registered, built-in, entry point ``archon.scorers``, or "module:function"."""
-    if name in _registered:
-        return _registered[name]
-    if name in _BUILTINS:
-        return _BUILTINS[name]
-    for ep in entry_points(group="archon.scorers"):
-        if ep.name == name:
-            return _registered.setdefault(name, _adapt(_load(ep.value, f"entry point '{name}'"), name))
-    if ":" in name:
-        return _adapt(_load(name, f"scorer '{name}'"), name)
-    raise ConfigError(f"unknown scorer '{name}'.{suggest(name, scorer_names())} Valid scorers: {', '.join(scorer_names())}; "
-                      f"or give 'package.module:function'.")
-
-
-def _load(target: str, what: str) -> Any:
-    module, _, attr = target.partition(":")
+    """A scorer by name (registered, or entry point ``archon.scorers``), or a "module:function" path."""
+    if ":" in name and name not in SCORERS:
+        return _check(name, load_target(name, f"scorer '{name}'"))
     try:
-        obj = importlib.import_module(module)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"{what}: cannot load '{target}' ({type(exc).__name__}: {exc}); give 'package.module:function'.") from exc
-    if not callable(obj):
-        raise ConfigError(f"{what}: '{target}' is not callable; a scorer is (output, item, ctx) -> Score.")
-    return obj
+        return SCORERS.get(name)
+    except ConfigError as exc:
+        if name in SCORERS:  # it exists but cannot load: that message is the one to show
+            raise
+        raise ConfigError(f"{exc} Or give 'package.module:function'.") from None
 
 
 def _adapt(fn: Callable[..., Any], name: str) -> Scorer:

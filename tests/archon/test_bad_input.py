@@ -149,9 +149,9 @@ def test_openai_kind_without_base_url_is_refused(tmp_path):
 
 def test_runtime_refuses_openai_kind_without_base_url():
     from archon.context import Runtime
-    from backends.presets import BackendSpec
+    from backends.presets import OpenAISettings
 
-    runtime = Runtime({"fast": BackendSpec(api_key_env="FAST_KEY")}, store=False)
+    runtime = Runtime({"fast": OpenAISettings(api_key_env="FAST_KEY")}, store=False)
     with pytest.raises(ConfigError, match="kind openai needs base_url"):
         runtime.backend("fast")
 

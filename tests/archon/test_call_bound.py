@@ -10,7 +10,7 @@ import pytest
 from archon import Pipeline, load_pipeline, run
 from archon.bounds import calls_per_query
 from archon.graph import parse_model_ref
-from archon.registry import _BUILTIN_OPERATORS
+from archon.registry import OPERATORS
 from archon.spec import PipelineSpec, parse_pipeline
 from backends.doubles import FunctionBackend
 from tests.conftest import EXAMPLES
@@ -195,7 +195,7 @@ def test_node_order_in_the_file_does_not_matter():
 
 def test_every_builtin_operator_kind_is_covered():
     kinds = {n.op for make, _, _ in CASES.values() for n in make().build().nodes} | {"retrieve"}
-    assert kinds == set(_BUILTIN_OPERATORS)
+    assert kinds == set(OPERATORS.names(origin="archon-llm"))
 
 
 def test_public_names():

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from backends.fake_server import FakeOpenAIServer
+from archon.testing.fake_server import FakeOpenAIServer
 from tests.conftest import EXAMPLES, write
 
 

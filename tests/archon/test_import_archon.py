@@ -11,8 +11,8 @@ import pytest
 
 from archon import CompiledPipeline, Runtime, SpecError, load_pipeline
 from archon.import_archon import from_archon
-from backends.fake_server import FakeOpenAIServer
-from backends.presets import BackendSpec
+from archon.testing.fake_server import FakeOpenAIServer
+from backends.presets import OpenAISettings
 from tests.conftest import EXAMPLES, write
 
 CONFIGS = sorted((EXAMPLES / "archon-format").glob("*.json"))
@@ -63,7 +63,7 @@ def test_translated_configs_run_against_a_local_server(path):
 
     async def go(url):
         # Point the presets the configs name at the local server, with no key.
-        over = {name: BackendSpec(base_url=url, api_key_env=None) for name in ("together", "openai")}
+        over = {name: OpenAISettings(base_url=url, api_key_env=None) for name in ("together", "openai")}
         rt = Runtime(over, store=False)
         try:
             return await CompiledPipeline(spec).run("What is the capital of Australia?", rt)

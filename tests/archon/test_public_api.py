@@ -17,6 +17,7 @@ MODULES = [
     "archon.serve.streaming", "archon.serve.guard", "archon.serve.errors", "archon.serve.settings", "backends.budget",
     "stores.schema", "stores.liveness",
     "archon.spec_checks", "archon.nodes",
+    "archon.testing", "archon.testing.fake_server", "archon.testing.operator_contract", "archon.testing.backend_contract",
 ]
 # The Python API equal to the command line, and the command line's thin commands over it.
 API_MODULES = [

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from archon import Pipeline, SpecError, nodes
 from archon import registry
-from archon.registry import get_operator, operator_kinds
+from archon.registry import get_operator
 from operators.base import OpConfig, Operator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,7 +62,7 @@ def test_typed_nodes_build_the_same_spec_as_op_names():
 def test_nodes_names_every_builtin_settings_model():
     """A new built-in op must get its short name here (ensemble shares generate's model)."""
     exported = {getattr(nodes, name) for name in nodes.__all__}
-    assert exported == {get_operator(kind).Config for kind in operator_kinds()}
+    assert exported == {get_operator(kind).Config for kind in registry.OPERATORS.names(origin="archon-llm")}
     assert all(getattr(nodes, name).__name__ == f"{name}Config" for name in nodes.__all__)
 
 
@@ -94,7 +94,7 @@ def test_a_plugin_model_finds_its_op_and_an_unregistered_or_shared_one_asks_for_
     with pytest.raises(SpecError, match=r"no registered op takes LoneConfig settings; name the op: p.add\('n', '<op>'"):
         Pipeline("x").add("n", LoneConfig())
 
-    monkeypatch.setattr(registry, "_operators", dict(registry._operators))  # the registration ends with the test
+    monkeypatch.setattr(registry, "OPERATORS", registry.OPERATORS.copy())  # the registration ends with the test
 
     @registry.register_operator
     class Lone(Operator[LoneConfig]):

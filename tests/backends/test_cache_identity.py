@@ -7,13 +7,13 @@ import hashlib
 import json
 import os
 
-from archon.context import Runtime, RunContext
+from archon.context import RunContext, Runtime
+from archon.testing.fake_server import FakeOpenAIServer
 from backends.base import CompletionRequest, request_key, server_identity
 from backends.doubles import EchoBackend
-from backends.fake_server import FakeOpenAIServer
 from backends.local import LocalBackend
 from backends.openai_compat import OpenAIBackend, normalize_base_url
-from backends.presets import BackendSpec
+from backends.presets import LocalSettings, OpenAISettings
 from stores.store import CachedSample, get_store
 
 REQUESTS = [CompletionRequest(model="m", messages=({"role": "user", "content": f"question {i}"},), samples=(0, 1))
@@ -24,7 +24,7 @@ def _ask(base_url: str, db: str) -> list[list[str]]:
     """Every request of REQUESTS through backend ``fast`` at ``base_url``, sharing the cache in ``db``."""
 
     async def go():
-        rt = Runtime({"fast": BackendSpec(base_url=base_url)}, store=db)
+        rt = Runtime({"fast": OpenAISettings(base_url=base_url)}, store=db)
         try:
             ctx = RunContext(rt)
             return [(await ctx.complete("fast/m", r)).texts for r in REQUESTS]
@@ -71,9 +71,9 @@ def test_rows_cached_under_the_old_key_scheme_are_never_replayed(tmp_path):
 def test_the_key_covers_the_server_and_never_the_api_key(monkeypatch):
     monkeypatch.setenv("K1", "sk-one")
     monkeypatch.setenv("K2", "sk-two")
-    one = OpenAIBackend("fast", BackendSpec(base_url="HTTP://User:pw@LocalHost:80/v1/", api_key_env="K1"))
-    two = OpenAIBackend("fast", BackendSpec(base_url="http://localhost/v1", api_key_env="K2"))
-    other = OpenAIBackend("fast", BackendSpec(base_url="http://localhost:8001/v1"))
+    one = OpenAIBackend("fast", OpenAISettings(base_url="HTTP://User:pw@LocalHost:80/v1/", api_key_env="K1"))
+    two = OpenAIBackend("fast", OpenAISettings(base_url="http://localhost/v1", api_key_env="K2"))
+    other = OpenAIBackend("fast", OpenAISettings(base_url="http://localhost:8001/v1"))
     assert server_identity(one, "m") == server_identity(two, "m") == "openai:http://localhost/v1"
     assert "sk-" not in server_identity(one, "m") and "pw" not in server_identity(one, "m")
     keys = {request_key("fast", REQUESTS[0], server_identity(b, "m")) for b in (one, two, other)}
@@ -89,7 +89,7 @@ def test_backends_without_a_server_are_identified_by_their_class():
 def test_a_local_model_file_is_identified_by_path_size_and_mtime(tmp_path):
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"GGUF one")
-    backend = LocalBackend("local", BackendSpec(kind="local"))
+    backend = LocalBackend("local", LocalSettings())
     first = server_identity(backend, str(gguf))
     assert str(gguf) in first and first == server_identity(backend, str(gguf))
     gguf.write_bytes(b"GGUF two, longer")

@@ -1,4 +1,4 @@
-"""OpenAIBackend against a real HTTP server on 127.0.0.1 (backends.fake_server), faults included."""
+"""OpenAIBackend against a real HTTP server on 127.0.0.1 (archon.testing.fake_server), faults included."""
 
 from __future__ import annotations
 
@@ -22,10 +22,10 @@ from archon.exceptions import (
     BackendUnavailable,
     ConfigError,
 )
+from archon.testing.fake_server import FakeOpenAIServer, default_reply
 from backends.base import Backend, CompletionRequest
-from backends.fake_server import FakeOpenAIServer, default_reply
 from backends.openai_compat import OpenAIBackend, parse_retry_after
-from backends.presets import BackendSpec
+from backends.presets import OpenAISettings
 
 MODEL = "fake-model"
 
@@ -47,7 +47,7 @@ def srv(server):
 
 @pytest.fixture
 async def backend(srv):
-    b = OpenAIBackend("fast", BackendSpec(base_url=srv.base_url, timeout=5))
+    b = OpenAIBackend("fast", OpenAISettings(base_url=srv.base_url, timeout=5))
     yield b
     await b.aclose()
 
@@ -181,7 +181,7 @@ async def test_500_is_unavailable(backend, srv):
 
 async def test_401_names_the_key_variable(srv, monkeypatch):
     monkeypatch.setenv("FAST_API_KEY", "sk-wrong")
-    b = OpenAIBackend("fast", BackendSpec(base_url=srv.base_url, api_key_env="FAST_API_KEY"))
+    b = OpenAIBackend("fast", OpenAISettings(base_url=srv.base_url, api_key_env="FAST_API_KEY"))
     srv.fail_next(401)
     with pytest.raises(BackendAuthError) as info:
         await b.complete(chat())
@@ -201,7 +201,7 @@ async def test_bad_request_includes_server_message(backend, srv, status):
 
 
 async def test_hang_times_out_quickly(srv):
-    b = OpenAIBackend("fast", BackendSpec(base_url=srv.base_url, timeout=0.5))
+    b = OpenAIBackend("fast", OpenAISettings(base_url=srv.base_url, timeout=0.5))
     srv.hang_next()
     started = time.monotonic()
     with pytest.raises(BackendTimeout) as info:
@@ -238,7 +238,7 @@ async def test_refused_connection_is_unavailable():
     with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    b = OpenAIBackend("fast", BackendSpec(base_url=f"http://127.0.0.1:{port}/v1", timeout=5))
+    b = OpenAIBackend("fast", OpenAISettings(base_url=f"http://127.0.0.1:{port}/v1", timeout=5))
     with pytest.raises(BackendUnavailable) as info:
         await b.complete(chat())
     await b.aclose()
@@ -262,7 +262,7 @@ async def test_error_in_a_fallback_request_is_raised(backend, srv):
 def test_missing_key_variable_is_a_config_error(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(ConfigError) as info:
-        OpenAIBackend("openai", BackendSpec(base_url="http://127.0.0.1:9/v1", api_key_env="OPENAI_API_KEY"))
+        OpenAIBackend("openai", OpenAISettings(base_url="http://127.0.0.1:9/v1", api_key_env="OPENAI_API_KEY"))
     assert str(info.value) == "backend 'openai' needs an API key: set the OPENAI_API_KEY environment variable"
     assert info.value.exit_code == 2
 
@@ -271,13 +271,13 @@ def test_key_lists_and_comma_separated_keys(monkeypatch):
     monkeypatch.setenv("K_A", "a1, a2")
     monkeypatch.setenv("K_B", "b1")
     monkeypatch.delenv("K_C", raising=False)
-    b = OpenAIBackend("multi", BackendSpec(base_url="http://127.0.0.1:9/v1", api_key_env=["K_A", "K_B"]))
+    b = OpenAIBackend("multi", OpenAISettings(base_url="http://127.0.0.1:9/v1", api_key_env=["K_A", "K_B"]))
     assert [c.api_key for c in b._clients] == ["a1", "a2", "b1"]
     with pytest.raises(ConfigError, match="K_C"):
-        OpenAIBackend("multi", BackendSpec(base_url="http://127.0.0.1:9/v1", api_key_env=["K_A", "K_C"]))
+        OpenAIBackend("multi", OpenAISettings(base_url="http://127.0.0.1:9/v1", api_key_env=["K_A", "K_C"]))
     monkeypatch.setenv("K_C", " , ")
     with pytest.raises(ConfigError, match="K_C holds no key"):
-        OpenAIBackend("multi", BackendSpec(base_url="http://127.0.0.1:9/v1", api_key_env="K_C"))
+        OpenAIBackend("multi", OpenAISettings(base_url="http://127.0.0.1:9/v1", api_key_env="K_C"))
 
 
 async def test_no_key_variable_sends_a_dummy_key(backend, srv):
@@ -287,7 +287,7 @@ async def test_no_key_variable_sends_a_dummy_key(backend, srv):
 
 async def test_rate_limit_rotates_to_the_next_key(srv, monkeypatch):
     monkeypatch.setenv("FAST_KEYS", "key-one,key-two")
-    b = OpenAIBackend("fast", BackendSpec(base_url=srv.base_url, api_key_env="FAST_KEYS"))
+    b = OpenAIBackend("fast", OpenAISettings(base_url=srv.base_url, api_key_env="FAST_KEYS"))
     srv.fail_next(429)
     with pytest.raises(BackendRateLimited):
         await b.complete(chat())
@@ -321,7 +321,7 @@ def test_models_endpoint(srv):
 
 
 def test_runs_as_a_separate_process():
-    cmd = [sys.executable, "-m", "backends.fake_server", "--port", "0", "--delay", "0"]
+    cmd = [sys.executable, "-m", "archon.testing.fake_server", "--port", "0", "--delay", "0"]
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
         try:
             base_url = proc.stdout.readline().strip()
@@ -352,7 +352,7 @@ async def test_an_http_client_can_be_given_so_tests_need_no_socket():
             "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}})
 
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    b = OpenAIBackend("fast", BackendSpec(base_url="http://mock.invalid/v1"), http_client=client)
+    b = OpenAIBackend("fast", OpenAISettings(base_url="http://mock.invalid/v1"), http_client=client)
     try:
         ask = lambda text: CompletionRequest(model="m", messages=({"role": "user", "content": text},))  # noqa: E731
         done = await b.complete(ask("hi"))

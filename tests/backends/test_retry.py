@@ -14,10 +14,10 @@ from archon.exceptions import (
     BackendTimeout,
     BackendUnavailable,
 )
+from archon.testing.fake_server import FakeOpenAIServer
 from backends.base import Backend, Completion, CompletionRequest
-from backends.fake_server import FakeOpenAIServer
 from backends.openai_compat import OpenAIBackend
-from backends.presets import BackendSpec
+from backends.presets import OpenAISettings
 from backends.retry import RetryingBackend
 
 REQ = CompletionRequest(model="m", messages=({"role": "user", "content": "hi"},))
@@ -163,7 +163,7 @@ def test_wrapper_is_a_backend_with_the_inner_name():
 async def test_over_http_rate_limits_then_success_uses_the_next_key(monkeypatch):
     monkeypatch.setenv("FAST_KEYS", "key-one,key-two")
     with FakeOpenAIServer() as srv:
-        inner = OpenAIBackend("fast", BackendSpec(base_url=srv.base_url, api_key_env="FAST_KEYS"))
+        inner = OpenAIBackend("fast", OpenAISettings(base_url=srv.base_url, api_key_env="FAST_KEYS"))
         retrying = RetryingBackend(inner, max_retries=4, max_wait=5)
         srv.fail_next(429, times=2, retry_after=0.1)
         started = time.monotonic()
@@ -178,7 +178,7 @@ async def test_over_http_rate_limits_then_success_uses_the_next_key(monkeypatch)
 async def test_over_http_401_is_not_retried(monkeypatch):
     monkeypatch.setenv("FAST_API_KEY", "wrong")
     with FakeOpenAIServer() as srv:
-        inner = OpenAIBackend("fast", BackendSpec(base_url=srv.base_url, api_key_env="FAST_API_KEY"))
+        inner = OpenAIBackend("fast", OpenAISettings(base_url=srv.base_url, api_key_env="FAST_API_KEY"))
         srv.fail_next(401, times=5)
         started = time.monotonic()
         with pytest.raises(BackendError) as info:

@@ -12,12 +12,12 @@ import pytest
 
 from archon import Pipeline, run
 from archon.evals.report import format_summary, summarize
+from archon.testing.fake_server import FakeOpenAIServer
 from backends.base import CompletionRequest, Usage
 from backends.budget import Budget, BudgetedBackend
 from backends.doubles import FunctionBackend
-from backends.fake_server import FakeOpenAIServer
 from backends.openai_compat import OpenAIBackend
-from backends.presets import BackendSpec
+from backends.presets import OpenAISettings
 from stores.pricing import Pricing
 from stores.store import Store
 from tests.conftest import write
@@ -88,7 +88,7 @@ def test_a_full_usage_is_still_priced(tmp_path):
 
 def test_a_stream_without_usage_is_unknown():
     async def go(srv):
-        backend = OpenAIBackend("fast", BackendSpec(base_url=srv.base_url))
+        backend = OpenAIBackend("fast", OpenAISettings(base_url=srv.base_url))
         try:
             req = CompletionRequest(model="m", messages=({"role": "user", "content": "hi"},))
             return [item async for item in backend.stream(req)][-1]

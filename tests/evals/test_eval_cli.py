@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from backends.fake_server import FakeOpenAIServer
+from archon.testing.fake_server import FakeOpenAIServer
 from stores.store import Store
 from tests.conftest import write
 

@@ -17,11 +17,10 @@ from archon import Candidate, Runtime, SpecError, registry
 from archon.evals import benchmark_names, load_benchmark
 from archon.evals._builtins import BUILTINS
 from archon.evals.datasets import Benchmark, prompt_fields
-from operators.base import placeholders, render
 from archon.evals.runner import evaluate
 from archon.spec import parse_pipeline
 from archon.types import Query
-from operators.base import OpConfig, Operator
+from operators.base import OpConfig, Operator, placeholders, render
 from tests.conftest import write
 
 MIN_LEAK = 16  # shorter hidden strings ("Level 2", "writing") may appear in a prompt by coincidence
@@ -44,11 +43,10 @@ class Spy(Operator):
 
 
 @pytest.fixture
-def spy(monkeypatch):
-    monkeypatch.setattr(registry, "_operators", dict(registry._operators))  # the registration ends with the test
-    registry.register_operator(Spy)
-    Spy.seen = []
-    return Spy
+def spy():
+    with registry.OPERATORS.registered(Spy.kind, Spy):  # the registration ends with the test
+        Spy.seen = []
+        yield Spy
 
 
 SPY_PIPELINE = {"name": "spy", "nodes": [{"id": "spy", "op": "visibility_spy"}]}

@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from archon import CompiledPipeline, Pipeline, Runtime
-from backends.fake_server import FakeOpenAIServer
-from backends.presets import BackendSpec
+from archon.testing.fake_server import FakeOpenAIServer
+from backends.presets import OpenAISettings
 
 
 def reply(prompt: str, k: int) -> str:
@@ -85,7 +85,7 @@ def test_operator_over_http(server, op, tmp_path):
     query = "Where do kangaroos live?" if op == "retrieve" else ("def add(a, b):\n" if op in ("write_tests", "unit_test") else "What is 3+4?")
 
     async def go():
-        rt = Runtime({"srv": BackendSpec(base_url=server.base_url)}, store=False)
+        rt = Runtime({"srv": OpenAISettings(base_url=server.base_url)}, store=False)
         try:
             return await CompiledPipeline(pipeline(op, str(tmp_path / "docs")).build()).run(query, rt)
         finally:

@@ -43,7 +43,7 @@ class Pick(Operator[PickConfig]):
 
 @pytest.fixture
 def pick_registered(monkeypatch):
-    monkeypatch.setattr(registry, "_operators", dict(registry._operators))  # the registration ends with the test
+    monkeypatch.setattr(registry, "OPERATORS", registry.OPERATORS.copy())  # the registration ends with the test
     registry.register_operator(Pick)
 
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from backends.fake_server import FakeOpenAIServer
+from archon.testing.fake_server import FakeOpenAIServer
 from tests.conftest import EXAMPLES, write
 
 SPACE = """

@@ -10,7 +10,7 @@ import yaml
 
 from archon import Runtime
 from archon.evals.datasets import load_benchmark
-from backends.fake_server import FakeOpenAIServer
+from archon.testing.fake_server import FakeOpenAIServer
 from search.space import SearchSpace
 from search.study import PerQuery, run_search
 from stores.store import get_store

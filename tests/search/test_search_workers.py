@@ -11,7 +11,7 @@ import sys
 import optuna
 import pytest
 
-from backends.fake_server import FakeOpenAIServer
+from archon.testing.fake_server import FakeOpenAIServer
 from stores.testing import postgres_unavailable, temporary_database
 from tests.conftest import write
 from tests.search.test_search_http import SPACE, reply

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from backends.fake_server import FakeOpenAIServer
+from archon.testing.fake_server import FakeOpenAIServer
 from stores.store import Store
 from tests.conftest import write
 

@@ -11,9 +11,9 @@ import pytest
 from archon import Pipeline
 from archon.context import Runtime
 from archon.serve import create_app
+from archon.testing.fake_server import FakeOpenAIServer
 from backends.doubles import FunctionBackend
-from backends.fake_server import FakeOpenAIServer
-from backends.presets import BackendSpec
+from backends.presets import OpenAISettings
 from tests.serve.conftest import KEY, draft_fuse, live, one_call, wait_for
 
 QUESTION = [{"role": "user", "content": "What is 2+2?"}]
@@ -134,7 +134,7 @@ def upstream():
 
 def upstream_app(upstream, store, pipeline=None):
     spec = (pipeline or one_call(model="up/m")).build()
-    return create_app({spec.name: spec}, lambda: Runtime({"up": BackendSpec(base_url=upstream.base_url)}, store=store),
+    return create_app({spec.name: spec}, lambda: Runtime({"up": OpenAISettings(base_url=upstream.base_url)}, store=store),
                       api_keys=[KEY])
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import make_url
 
-from backends.fake_server import FakeOpenAIServer
+from archon.testing.fake_server import FakeOpenAIServer
 from stores.testing import temporary_database
 from tests.stores.conftest import _postgres_skip_reason
 from tests.stores.proxy import CuttableProxy

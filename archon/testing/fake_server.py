@@ -10,11 +10,11 @@ over real HTTP, so the client's own parsing and error paths are what gets exerci
 ``stream_options.include_usage`` asks for it, then ``data: [DONE]``.
 
     with FakeOpenAIServer(delay=0.2) as srv:
-        spec = BackendSpec(base_url=srv.base_url)
+        spec = OpenAISettings(base_url=srv.base_url)
         ...
         srv.fail_next(429, retry_after=0.1)
 
-As a separate process (benchmarks): ``python -m backends.fake_server --port 8123 --delay 0.05``; it
+As a separate process (benchmarks): ``python -m archon.testing.fake_server --port 8123 --delay 0.05``; it
 prints its base URL on one line once it is listening.
 """
 
@@ -32,13 +32,14 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+if TYPE_CHECKING:  # imported when a server starts: the doubles and suites need no web stack
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
 
 ReplyFn = Callable[[str, int], str]
 
@@ -155,7 +156,14 @@ class FakeOpenAIServer:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing: asyncio.Event | None = None
-        self.app = Starlette(routes=[
+
+    @cached_property
+    def app(self) -> Starlette:
+        """The ASGI app (served by ``start``, or mounted in someone else's server)."""
+        from starlette.applications import Starlette
+        from starlette.routing import Route
+
+        return Starlette(routes=[
             Route("/v1/chat/completions", self._handle, methods=["POST"]),
             Route("/v1/completions", self._handle, methods=["POST"]),
             Route("/v1/models", self._models, methods=["GET"]),
@@ -202,6 +210,8 @@ class FakeOpenAIServer:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> FakeOpenAIServer:
+        import uvicorn
+
         # Binding here, before uvicorn starts, makes port 0 race-free and tells us the port at once.
         # proto=IPPROTO_TCP matters: asyncio switches Nagle off only on sockets that say they are TCP,
         # and with Nagle on, every reply waits ~40 ms for a delayed ACK.
@@ -212,12 +222,12 @@ class FakeOpenAIServer:
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off",
                                 timeout_graceful_shutdown=2)
-        self._server = uvicorn.Server(config)
+        self._server = server = uvicorn.Server(config)
 
         async def serve() -> None:
             self._loop = asyncio.get_running_loop()
             self._closing = asyncio.Event()
-            await self._server.serve(sockets=[sock])
+            await server.serve(sockets=[sock])
 
         self._thread = threading.Thread(target=asyncio.run, args=(serve(),), name="fake-openai", daemon=True)
         self._thread.start()
@@ -247,6 +257,8 @@ class FakeOpenAIServer:
     # -- handlers ----------------------------------------------------------------------------
 
     async def _models(self, request: Request) -> Response:
+        from starlette.responses import JSONResponse
+
         data = [{"id": m, "object": "model", "created": 0, "owned_by": "archon"} for m in self.models]
         return JSONResponse({"object": "list", "data": data})
 
@@ -270,6 +282,8 @@ class FakeOpenAIServer:
                 self.log.append(entry)
 
     async def _answer(self, path: str, body: Any, fault: _Fault | None) -> Response:
+        from starlette.responses import JSONResponse, Response, StreamingResponse
+
         if fault is not None and fault.kind != "break":
             if fault.kind == "hang":
                 if self._closing is None:  # the app is served by someone else's uvicorn
@@ -298,10 +312,11 @@ class FakeOpenAIServer:
                 return JSONResponse(_error_body(400, "'messages' is required"), status_code=400)
             prompt = _prompt_of_messages(messages)
         else:
-            prompt = body.get("prompt")
-            prompt = prompt[0] if isinstance(prompt, list) and prompt else prompt
-            if not isinstance(prompt, str):
+            given = body.get("prompt")
+            given = given[0] if isinstance(given, list) and given else given
+            if not isinstance(given, str):
                 return JSONResponse(_error_body(400, "'prompt' is required"), status_code=400)
+            prompt = given
         answer = self._completion(chat, prompt, body)
         if body.get("stream"):
             broken = fault is not None and fault.kind == "break"
@@ -371,7 +386,7 @@ class FakeOpenAIServer:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m backends.fake_server", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m archon.testing.fake_server", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1", help="Address to listen on.")
     parser.add_argument("--port", type=int, default=0, help="Port to listen on (0: any free port).")
     parser.add_argument("--delay", type=float, default=0.0, help="Seconds to wait before each answer.")

@@ -40,10 +40,10 @@ class FunctionBackend:
         self.requests.append(request)
         if self.delay:
             await asyncio.sleep(self.delay)
-        texts = []
+        texts: list[str] = []
         for k in request.samples:
             out = self.fn(request, k)
-            texts.append(await out if asyncio.iscoroutine(out) else out)
+            texts.append(await out if isinstance(out, Awaitable) else out)
         usage = _usage(request, texts) if self.reports_usage else Usage(None, None)
         return Completion(texts=texts, usage=usage, finish_reasons=["stop"] * len(texts))
 

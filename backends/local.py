@@ -333,9 +333,12 @@ class LocalBackend:
                 "logprobs are not available on the local backend (llama.cpp would have to keep logits for "
                 "every position of the context); serve the model with the llamacpp-server backend to get them",
             )
+        path: Path
+        chat_format: str | None
         if request.model == DEFAULT_MODEL:
             # A thread only for the first call: assembling or hashing the file takes seconds.
-            path = _verified.get(model_cache_dir()) or await asyncio.to_thread(default_model_path)
+            cached = _verified.get(model_cache_dir())
+            path = cached if cached is not None else await asyncio.to_thread(default_model_path)
             # Its GGUF ships without a chat template, and llama-cpp-python would fall back to Llama 2's.
             chat_format = "gemma"
         else:
@@ -347,7 +350,7 @@ class LocalBackend:
         return model, [sample_seed(key, k) for k in request.samples]
 
     async def _run(self, model: _LoadedModel, request: CompletionRequest, seeds: list[int],
-                   emit: Callable[[str], None] | None = None) -> list[tuple[dict, dict]]:
+                   emit: Callable[[str], object] | None = None) -> list[tuple[dict, dict]]:
         cancelled = threading.Event()
         loop = asyncio.get_running_loop()
         try:
@@ -405,7 +408,7 @@ def _describe_value_error(exc: ValueError) -> str:
 
 def _generate(
     model: _LoadedModel, request: CompletionRequest, seeds: list[int], cancelled: threading.Event,
-    emit: Callable[[str], None] | None = None,
+    emit: Callable[[str], object] | None = None,
 ) -> list[tuple[dict, dict]]:
     """Every sample of one request, on the model's thread: (choice, usage) per sample. With ``emit``,
     the (single) sample's text is also handed to it as it is generated."""
@@ -443,7 +446,7 @@ class _Deltas:
     what llama.cpp returns at the end. Text that may be the start of a stop sequence is held back.
     """
 
-    def __init__(self, llama: Any, stops: tuple[str, ...], emit: Callable[[str], None]):
+    def __init__(self, llama: Any, stops: tuple[str, ...], emit: Callable[[str], object]):
         self.llama, self.stops, self.emit = llama, [s for s in stops if s], emit
         self.sent = 0
         self.done = False

@@ -126,7 +126,9 @@ class OpenAIBackend:
         self.key_vars, keys = _read_keys(name, spec.api_key_env)
         self._clients = [
             openai.AsyncOpenAI(api_key=key, base_url=spec.base_url, timeout=spec.timeout, max_retries=0,
-                               http_client=http_client)
+                               # openai>=3 types this as httpx2's client; an httpx client is used the
+                               # same way (tests/backends/test_openai_compat.py runs one over MockTransport)
+                               http_client=http_client)  # type: ignore[arg-type]
             for key in keys
         ]
         self._current = 0
@@ -165,7 +167,6 @@ class OpenAIBackend:
             for result in extra:
                 if isinstance(result, BaseException):
                     raise result
-            for result in extra:
                 samples += self._read(result, request)[:1]
                 usage = usage + self._usage(result)
         return Completion(
@@ -256,7 +257,7 @@ class OpenAIBackend:
         return self._translate(exc, request)
 
     def _decode(self, content: bytes, request: CompletionRequest) -> dict[str, Any]:
-        where = {"backend": self.name, "model": request.model}
+        where: dict[str, Any] = {"backend": self.name, "model": request.model}
         try:
             body = json.loads(content)
         except ValueError as exc:
@@ -268,7 +269,7 @@ class OpenAIBackend:
         return body
 
     def _translate(self, exc: openai.APIError, request: CompletionRequest) -> BackendError:
-        where = {"backend": self.name, "model": request.model}
+        where: dict[str, Any] = {"backend": self.name, "model": request.model}
         if isinstance(exc, openai.APITimeoutError):
             return BackendTimeout(
                 f"no reply within {self.spec.timeout:g} s (raise 'timeout' in the backend settings "

@@ -240,6 +240,8 @@ def load_space(path: str | Path) -> SearchSpace | FunctionSpace:
         if not Path(file).is_file():
             raise UserError(f"{file}: no such search-space file.")
         spec = importlib.util.spec_from_file_location(f"archon_space_{Path(file).stem}", file)
+        if spec is None or spec.loader is None:  # a .py path always has a source loader; say so if not
+            raise UserError(f"{file}: Python cannot load this file as a module.")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     else:

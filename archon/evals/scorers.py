@@ -293,6 +293,8 @@ def parse_rating(text: str) -> float | None:
 
 
 async def _ask_judge(ctx: ScoreContext, prompt: str, qid: str) -> str:
+    if ctx.judge is None:  # score_judge refuses to start without one; this keeps the type checker as sure
+        raise ConfigError("the 'judge' scorer needs a judge pipeline: pass ScoreContext(runtime=..., judge=CompiledPipeline(...)).")
     result = await ctx.judge.run(Query(prompt, id=qid), ctx.runtime)
     return result.output
 

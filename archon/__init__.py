@@ -102,7 +102,13 @@ __all__ = [
 __version__ = "0.1.0"
 
 
+# Submodules reachable as attributes after a bare ``import archon`` (``archon.nodes.Generate(...)``).
+_SUBMODULES = frozenset({"nodes", "testing"})
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"archon.{name}")
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module 'archon' has no attribute '{name}'")

@@ -14,15 +14,16 @@ from __future__ import annotations
 __all__ = ["RunContext", "Runtime"]
 
 import asyncio
+import os
 from collections.abc import Callable
 from contextlib import aclosing
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 from archon.exceptions import BackendResponseError, ConfigError, suggest
 from archon.graph import parse_model_ref
 from archon.records import RunTotals
-from backends.base import Backend, CallMeta, Completion, CompletionRequest, can_stream
+from backends.base import Backend, CallMeta, Completion, CompletionRequest, can_stream, open_stream
 from backends.budget import Budget, BudgetedBackend
 from backends.presets import BackendSpec, missing_base_url, resolve_backend_specs
 from backends.wrappers import CachedBackend, LimitedBackend, RecordingBackend
@@ -49,7 +50,7 @@ class Runtime:
         specs: dict[str, BackendSpec] | None = None,
         *,
         backends: dict[str, Backend] | None = None,
-        store: Store | str | None | bool = None,
+        store: Store | str | os.PathLike[str] | Literal[False] | None = None,
         use_cache: bool = True,
         global_limit: int = 256,
         budget: Budget | None = None,
@@ -73,7 +74,7 @@ class Runtime:
         self._raw: list[Backend] = []
 
     @classmethod
-    def for_pipeline(cls, spec: PipelineSpec, **kw) -> Runtime:
+    def for_pipeline(cls, spec: PipelineSpec, **kw: Any) -> Runtime:
         return cls(spec.backends, **kw)
 
     def backend(self, name: str) -> Backend:
@@ -171,21 +172,21 @@ class RunContext:
         req = replace(request, model=model, meta=CallMeta(self.run_id, self.node_id, self.trial, self.meter))
         chain = self.runtime.backend(backend)
         if self.on_delta is not None and self.node_id == self.stream_node and req.n == 1 and can_stream(chain):
-            return await self._stream(chain, req)
+            return await self._stream(chain, req, self.on_delta)
         return await chain.complete(req)
 
     async def past_scores(self, pipeline: str) -> list[tuple[str, float]] | None:
         """(query text, score) of ``pipeline``'s scored eval items, newest first; None when there is no store."""
         return await self.runtime.past_scores(pipeline)
 
-    async def _stream(self, chain: Backend, req: CompletionRequest) -> Completion:
+    async def _stream(self, chain: Backend, req: CompletionRequest, on_delta: Callable[[str], None]) -> Completion:
         completion = None
-        async with aclosing(chain.stream(req)) as items:  # type: ignore[attr-defined]
+        async with aclosing(open_stream(chain, req)) as items:
             async for item in items:
                 if isinstance(item, Completion):
                     completion = item
                 elif item:
-                    self.on_delta(item)
+                    on_delta(item)
         if completion is None:
             raise BackendResponseError("the stream ended without its final answer", backend=chain.name, model=req.model,
                                        node=self.node_id)

@@ -77,6 +77,8 @@ class MissingDependency(UserError):
 
 class RunFailed(ArchonError):
     exit_code = 1
+    #: The database's own error, when the store failed (kept here, not chained: it carries the rows).
+    db_error: Exception | None = None
 
 
 class BudgetExhausted(RunFailed):

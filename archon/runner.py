@@ -10,7 +10,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, runtime_checkable
 
 from archon.context import RunContext, Runtime
 from archon.exceptions import ArchonError, BackendError, ConfigError, RunFailed
@@ -19,6 +19,7 @@ from archon.records import RunTotals
 from archon.registry import get_operator
 from archon.spec import PipelineSpec, load_pipeline
 from archon.types import Query, RunResult
+from operators.base import Operator
 
 if TYPE_CHECKING:
     from backends.budget import Budget
@@ -30,7 +31,7 @@ class CompiledPipeline:
 
     def __init__(self, spec: PipelineSpec):
         self.spec = spec
-        self.operators = {n.id: get_operator(n.op)(n.id, n.config) for n in spec.nodes}
+        self.operators: dict[str, Operator[Any]] = {n.id: get_operator(n.op)(n.id, n.config) for n in spec.nodes}
         self.graph = compile_graph(spec, self.operators)
 
     @property
@@ -95,11 +96,16 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+@runtime_checkable
+class _Builder(Protocol):
+    def build(self) -> PipelineSpec: ...
+
+
 def as_spec(pipeline: PipelineSpec | str | Path | Any) -> PipelineSpec:
     """A pipeline given as a spec, a file path or a ``Pipeline`` builder, as a checked spec."""
     if isinstance(pipeline, PipelineSpec):
         return pipeline
-    if hasattr(pipeline, "build"):  # the Python builder
+    if isinstance(pipeline, _Builder):  # the Python builder (anything with a build())
         return pipeline.build()
     return load_pipeline(pipeline)
 

@@ -23,15 +23,16 @@ __all__ = [
     "StreamingBackend",
     "Usage",
     "can_stream",
+    "open_stream",
     "request_key",
     "server_identity",
 ]
 
 import hashlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
+from typing import Any, Literal, Protocol, TypedDict, cast, runtime_checkable
 
 # Usage is plain data shared with the store (see archon.records); it is re-exported here, its home for backends.
 from archon.records import RunTotals, Usage
@@ -89,7 +90,7 @@ class CompletionRequest:
         return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in self.messages)
 
 
-def _replace(req: CompletionRequest, **changes) -> CompletionRequest:
+def _replace(req: CompletionRequest, **changes: Any) -> CompletionRequest:
     return replace(req, **changes)
 
 
@@ -134,6 +135,14 @@ def can_stream(backend: Any) -> bool:
     if flag is not None:
         return bool(flag)
     return callable(getattr(backend, "stream", None))
+
+
+def open_stream(backend: Backend, request: CompletionRequest) -> AsyncGenerator[StreamItem, None]:
+    """``backend.stream(request)``, for a caller that asked ``can_stream(backend)`` first.
+
+    Typed as the async generator every stream is (``contextlib.aclosing`` needs its ``aclose``), where
+    ``StreamingBackend.stream`` promises only an ``AsyncIterator``."""
+    return cast("AsyncGenerator[StreamItem, None]", cast(StreamingBackend, backend).stream(request))
 
 
 #: Bumped whenever what a key covers changes, so rows written under an older scheme are never replayed.

@@ -18,7 +18,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 
 from archon.exceptions import BudgetExhausted
-from backends.base import Backend, Completion, CompletionRequest, StreamItem, can_stream
+from backends.base import Backend, Completion, CompletionRequest, StreamItem, can_stream, open_stream
 from backends.ports import PriceTable
 
 # A request without max_tokens could run to the model's context; this is what the reservation assumes.
@@ -141,7 +141,7 @@ class BudgetedBackend:
         est = await self.budget.reserve(self.name, request)
         settled = False
         try:
-            async with aclosing(self.inner.stream(request)) as items:
+            async with aclosing(open_stream(self.inner, request)) as items:
                 async for item in items:
                     if isinstance(item, Completion):
                         settled = True
@@ -153,6 +153,7 @@ class BudgetedBackend:
 
 
 def _spent(comp: Completion, reserved: Spend) -> Spend:
-    if not comp.usage.known:  # the server did not say: count the worst case, never the limit's blind spot
+    tokens = comp.usage.total_tokens
+    if tokens is None:  # the server did not say: count the worst case, never the limit's blind spot
         return Spend(reserved.usd if comp.cost_usd is None else comp.cost_usd, reserved.tokens, 1)
-    return Spend(comp.cost_usd or 0.0, comp.usage.prompt_tokens + comp.usage.completion_tokens, 1)
+    return Spend(comp.cost_usd or 0.0, tokens, 1)

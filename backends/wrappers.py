@@ -23,11 +23,12 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
+from typing import Any
 
 from archon.exceptions import BackendError
 from archon.records import CachedSample, CallRecord
 from backends.base import (
-    Backend, Completion, CompletionRequest, StreamItem, Usage, can_stream, request_key, server_identity,
+    Backend, Completion, CompletionRequest, StreamItem, Usage, can_stream, open_stream, request_key, server_identity,
 )
 from backends.ports import CallSink, PriceTable, SampleCache
 
@@ -40,7 +41,11 @@ def _log(sink: CallSink, request: CompletionRequest, record: CallRecord, *, coun
     sink.record_call(record)
 
 
-def _record(req: CompletionRequest, backend: str, **kw) -> CallRecord:
+#: A request in flight: identical requests wait on it for the samples it answers, by sample index.
+_Flight = asyncio.Future[dict[int, CachedSample]]
+
+
+def _record(req: CompletionRequest, backend: str, **kw: Any) -> CallRecord:
     return CallRecord(
         run_id=req.meta.run_id, node_id=req.meta.node_id, trial=req.meta.trial, backend=backend,
         model=req.model, n=req.n, prompt_text=req.prompt_text(), **kw,
@@ -73,7 +78,7 @@ class RecordingBackend:
     async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamItem]:
         start = time.perf_counter()
         try:
-            async with aclosing(self.inner.stream(request)) as items:
+            async with aclosing(open_stream(self.inner, request)) as items:
                 async for item in items:
                     if isinstance(item, Completion):
                         self._answered(request, item, start)
@@ -123,10 +128,10 @@ class CachedBackend:
         self.sink = sink
         if origin is None:
             origin = inner
-            while getattr(origin, "inner", None) is not None:
-                origin = origin.inner  # type: ignore[attr-defined]
+            while (wrapped := getattr(origin, "inner", None)) is not None:
+                origin = wrapped
         self.origin = origin
-        self._inflight: dict[tuple[str, int], asyncio.Future] = {}
+        self._inflight: dict[tuple[str, int], _Flight] = {}
 
     @property
     def can_stream(self) -> bool:
@@ -169,6 +174,7 @@ class CachedBackend:
                 latency_ms=(time.perf_counter() - start) * 1000, status="ok", error=None, attempts=0, cached=True,
             ), counts=not missing)
         if live is not None:
+            assert flight is not None  # a live call answers the missing samples, each of which has a flight
             for k, entry in self._keep(key, request, missing, live, flight).items():
                 texts[k], logprobs[k] = entry.text, entry.logprobs
             usage = usage + live.usage
@@ -187,11 +193,11 @@ class CachedBackend:
         return request_key(self.name, request, server_identity(self.origin, request.model))
 
     def _keep(self, key: str, request: CompletionRequest, missing: tuple[int, ...], live: Completion,
-              flight: asyncio.Future) -> dict:
+              flight: _Flight) -> dict[int, CachedSample]:
         """Cache the samples a live call answered, and hand them to identical requests waiting on it."""
         shares = live.usage.split(len(missing))
         share_cost = None if live.cost_usd is None else live.cost_usd / len(missing)
-        entries = {}
+        entries: dict[int, CachedSample] = {}
         for i, k in enumerate(missing):
             entries[k] = CachedSample(
                 key=key, sample=k, backend=self.name, model=request.model, text=live.texts[i],
@@ -214,7 +220,7 @@ class CachedBackend:
         flight = asyncio.get_running_loop().create_future()
         self._inflight[(key, sample)] = flight
         try:
-            async with aclosing(self.inner.stream(request)) as items:
+            async with aclosing(open_stream(self.inner, request)) as items:
                 async for item in items:
                     if isinstance(item, Completion):
                         self._keep(key, request, (sample,), item, flight)
@@ -227,7 +233,7 @@ class CachedBackend:
             _fail(flight, BackendError("the stream ended without an answer"))  # waiters must not hang
 
 
-def _fail(flight: asyncio.Future, exc: BaseException) -> None:
+def _fail(flight: _Flight, exc: BaseException) -> None:
     """Hand ``exc`` to the identical requests waiting on ``flight``, unless it already has its answer."""
     if flight.done():
         return
@@ -258,6 +264,6 @@ class LimitedBackend:
     async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamItem]:
         # A streamed call holds its slots until its last token: it is in flight all that time.
         async with self._sem, (self._global or contextlib.nullcontext()):
-            async with aclosing(self.inner.stream(request)) as items:
+            async with aclosing(open_stream(self.inner, request)) as items:
                 async for item in items:
                     yield item

@@ -88,15 +88,16 @@ class WriteTests(Operator[WriteTestsConfig]):
         return 1, 1
 
     async def __call__(self, inputs: list[Candidate], query: Query, ctx) -> list[Candidate]:
-        tests = await write_tests(self.config, query, ctx)
+        tests = await write_tests(self.config, self.config.model, query, ctx)
         text = "\n".join(t.get("code") or t.get("text", "") for t in tests)
         c = Candidate(text=text, node=self.node_id, model=self.config.model, meta={"kind": "tests", "tests": tests})
         return [c if tests else c.noted("write_tests fallback: no test found in the model's reply")]
 
 
-async def write_tests(cfg: WriteTestsConfig | UnitTestConfig, query: Query, ctx) -> list[dict[str, Any]]:
+async def write_tests(cfg: WriteTestsConfig | UnitTestConfig, model: str, query: Query, ctx) -> list[dict[str, Any]]:
+    """The tests ``model`` (the config's, which a unit_test node may leave unset) writes for the query."""
     template = cfg.prompt if isinstance(cfg, WriteTestsConfig) and cfg.prompt else (CODE_TESTS_PROMPT if cfg.style == "code" else NL_TESTS_PROMPT)
-    comp = await ctx.complete(cfg.model, build_request(cfg, cfg.model, render(template, query=query.text, n=cfg.num_tests)))
+    comp = await ctx.complete(model, build_request(cfg, model, render(template, query=query.text, n=cfg.num_tests)))
     if cfg.style == "code":
         return [{"kind": "assert", "code": a} for a in _parse_asserts(comp.texts[0])][: cfg.num_tests * 2]
     return [{"kind": "nl", "text": t} for t in parse_nl_tests(comp.texts[0])][: cfg.num_tests * 2]
@@ -186,7 +187,7 @@ class UnitTest(Operator[UnitTestConfig]):
             elif source == "doctest" and cfg.style == "code":
                 tests = doctest_tests(query.text, entry_point_of(query))
             elif source == "model" and cfg.model:
-                tests = await write_tests(cfg, query, ctx)
+                tests = await write_tests(cfg, cfg.model, query, ctx)
             else:
                 tests = []
             if tests:
@@ -197,7 +198,9 @@ class UnitTest(Operator[UnitTestConfig]):
         cfg = self.config
         listing = "\n".join(f"{i}. {t['text']}" for i, t in enumerate(tests, 1))
         prompt = render(JUDGE_PROMPT, query=query.text, candidate=cand.text, tests=listing)
-        comp = await ctx.complete(cfg.model, build_request(cfg, cfg.model, prompt))
+        # 'model' may be unset here: nl checks from an input pass the config check without it. ctx.complete
+        # then refuses the missing reference, as it always has; the request's model is ctx's to fill in.
+        comp = await ctx.complete(cfg.model, build_request(cfg, cfg.model or "", prompt))
         verdicts = {int(n): v.upper() == "PASS" for n, v in re.findall(r"^\W*(\d+)\W+(PASS|FAIL)\b", comp.texts[0], re.MULTILINE | re.IGNORECASE)}
         passed = sum(verdicts.get(i, False) for i in range(1, len(tests) + 1))
         note = None if verdicts else "unit_test fallback: the judge's reply had no PASS/FAIL lines; scored 0"

@@ -20,7 +20,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from archon.exceptions import UserError
 from search.final import finish_search, measure, study_summary
@@ -124,7 +124,7 @@ def _study(name: str, storage: str, sampler: str, seed: int | None, space: Searc
     import optuna
 
     store = _rdb_storage(storage)
-    directions = ["maximize", "minimize"] if multi else ["maximize"]
+    directions: list[Literal["maximize", "minimize"]] = ["maximize", "minimize"] if multi else ["maximize"]
     pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
     # An existing study loads with the directions it was made with: compared below.
     study = optuna.create_study(study_name=name, storage=store, load_if_exists=True, directions=directions,

@@ -23,11 +23,11 @@ import re
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import fields
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Table, URL, and_, case, create_engine, event, func, insert, make_url, or_, select, update
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
@@ -41,6 +41,10 @@ from .batch import Batch, RunFinish, RunStart
 from .liveness import interrupted_because
 from .schema import ensure_schema
 from .tables import CacheRow, CallRow, RunRow, TextRow, utcnow
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
+    from sqlalchemy.dialects.sqlite import Insert as SQLiteInsert
 
 _log = logging.getLogger("archon.store")
 
@@ -75,13 +79,16 @@ class Store:
         # str(URL) masks the password; keep it that way in every message.
         self._shown = self.url.render_as_string(hide_password=True)
         self.dialect = self.url.get_backend_name()
+        # INSERT ... ON CONFLICT is spelled by each dialect's own insert().
+        self._upsert: Callable[[Table], SQLiteInsert | PostgresInsert]
         if self.dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert as upsert
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+            self._upsert = sqlite_insert
         elif self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as upsert
+            from sqlalchemy.dialects.postgresql import insert as postgres_insert
+            self._upsert = postgres_insert
         else:
             raise ConfigError(f"database URL {self._shown}: the store supports SQLite and PostgreSQL; {_URL_HELP}")
-        self._upsert = upsert
         memory = self.dialect == "sqlite" and self.url.database in (None, "", ":memory:")
         # One shared connection holds an in-memory database, so its users must take turns.
         self._lock: Any = threading.Lock() if memory else contextlib.nullcontext()
@@ -301,19 +308,19 @@ class Store:
         if not wanted:
             return {}
         if self._raw_reads is not None:
-            return self._cache_get_sqlite(key, set(wanted))
+            return self._cache_get_sqlite(self._raw_reads, key, set(wanted))
         query = select(_cache).where(_cache.c.key == key, _cache.c.sample.in_(wanted))
         with self._tx("reading the response cache", write=False) as conn:
             rows = conn.execute(query).mappings().all()
         return {row["sample"]: CachedSample(**{f: row[f] for f in _SAMPLE_FIELDS}) for row in rows}
 
-    def _cache_get_sqlite(self, key: str, wanted: set[int]) -> dict[int, CachedSample]:
+    def _cache_get_sqlite(self, raw_reads: threading.local, key: str, wanted: set[int]) -> dict[int, CachedSample]:
         # The hot path of every model call: a plain sqlite3 query on a per-thread connection costs
         # ~20 us where SQLAlchemy's Core round trip (pool, events, compiled statement) costs ~200 us.
-        conn = getattr(self._raw_reads, "conn", None)
+        conn = getattr(raw_reads, "conn", None)
         try:
             if conn is None:
-                conn = self._raw_reads.conn = self.engine.raw_connection()
+                conn = raw_reads.conn = self.engine.raw_connection()
             rows = conn.driver_connection.execute(_SQLITE_CACHE_GET, (key,)).fetchall()
         except sqlite3.Error as exc:
             raise RunFailed(f"store {self._shown}: reading the response cache failed: {exc}") from exc
@@ -339,10 +346,10 @@ class Store:
         conn.execute(self._upsert(_cache).on_conflict_do_nothing(), rows)
 
     def close(self) -> None:
-        conn = getattr(self._raw_reads, "conn", None) if self._raw_reads is not None else None
-        if conn is not None:
+        raw_reads = self._raw_reads
+        if raw_reads is not None and (conn := getattr(raw_reads, "conn", None)) is not None:
             conn.close()
-            self._raw_reads.conn = None
+            raw_reads.conn = None
         self.engine.dispose()
 
     def __enter__(self) -> Store:

@@ -75,4 +75,5 @@ def main() -> None:
 
 
 # The commands register themselves on ``app`` (each module imports its library code only when it runs).
-from archon.cli import run, pipeline, eval, store, search, serve  # noqa: F401,I001
+# Last on purpose (E402): each of them imports ``app`` and the helpers above from this module.
+from archon.cli import run, pipeline, eval, store, search, serve  # noqa: E402,F401,I001

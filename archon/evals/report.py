@@ -34,11 +34,12 @@ def interval(values: list[float]) -> tuple[float, float]:
 
 
 def _pct(values: list[float], q: int) -> float | None:
+    """The q-th percentile of ``values``, rounded to 2 places; None when there are none."""
     if not values:
         return None
     if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+        return round(values[0], 2)
+    return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1], 2)
 
 
 def optimism_warning(scoring_visible: list[str] | tuple[str, ...]) -> str | None:
@@ -116,8 +117,8 @@ def summarize(results: list[dict[str, Any]], *, pipeline: str = "", benchmark: s
         calls=calls,
         calls_per_item=round(calls / n_all, 3) if n_all else None,
         cached_calls=sum(int(r.get("cached_calls") or 0) for r in results),
-        latency_p50_ms=round(_pct(latencies, 50), 2) if latencies else None,
-        latency_p95_ms=round(_pct(latencies, 95), 2) if latencies else None,
+        latency_p50_ms=_pct(latencies, 50),
+        latency_p95_ms=_pct(latencies, 95),
         failures=[{"item_id": r["item_id"], "error": r.get("error")} for r in failed][:20],
         scoring_visible=list(scoring_visible),
         warnings=[w for w in [optimism_warning(scoring_visible)] if w],

@@ -25,6 +25,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
+from starlette.types import ASGIApp
 
 from archon.context import Runtime
 from archon.exceptions import ArchonError, suggest
@@ -104,8 +105,9 @@ def create_app(
                   version=_version(), lifespan=lifespan, docs_url=None, redoc_url=None)
     install_error_handlers(app)
 
-    def make_guard(app: Any, **kw: Any) -> Guard:  # Starlette builds it; /healthz reads its counter
-        guard_state["guard"] = Guard(app, **kw)
+    def make_guard(app: ASGIApp, *, api_keys: list[str] | None, max_body_bytes: int, max_in_flight: int) -> Guard:
+        # Starlette builds it; /healthz reads its counter
+        guard_state["guard"] = Guard(app, api_keys=api_keys, max_body_bytes=max_body_bytes, max_in_flight=max_in_flight)
         return guard_state["guard"]
 
     app.add_middleware(make_guard, api_keys=keys, max_body_bytes=max_body_bytes, max_in_flight=max_in_flight)

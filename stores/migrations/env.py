@@ -5,17 +5,16 @@ With no connection (a developer's ``command.revision(..., autogenerate=True)``),
 """
 
 from alembic import context
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, create_engine
 
 from stores.schema import VERSION_TABLE, include_name
 from stores.tables import Base
 
-_OPTS = dict(target_metadata=Base.metadata, version_table=VERSION_TABLE, include_name=include_name,
-             render_as_batch=True)  # SQLite alters tables by copying them: batch mode does that
 
-
-def _run(connection) -> None:
-    context.configure(connection=connection, **_OPTS)
+def _run(connection: Connection) -> None:
+    context.configure(connection=connection, target_metadata=Base.metadata, version_table=VERSION_TABLE,
+                      include_name=include_name,
+                      render_as_batch=True)  # SQLite alters tables by copying them: batch mode does that
     # Inside the caller's transaction this begins nothing: the caller commits, holding its lock.
     with context.begin_transaction():
         context.run_migrations()
@@ -27,5 +26,8 @@ _conn = context.config.attributes.get("connection")
 if _conn is not None:
     _run(_conn)
 else:
-    with create_engine(context.config.get_main_option("sqlalchemy.url")).begin() as _c:
+    _url = context.config.get_main_option("sqlalchemy.url")
+    if _url is None:
+        raise SystemExit("No connection and no URL: pass one, as in stores.schema.alembic_config(url='sqlite:///dev.db')")
+    with create_engine(_url).begin() as _c:
         _run(_c)

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from archon.exceptions import RunFailed
 from archon.types import Candidate, Query
 from operators.base import ModelCallConfig, Operator, build_request, render
 from operators.code_tests import (build_program, doctest_tests, entry_point_of, example_inputs, item_test_field, item_tests,
@@ -160,7 +161,10 @@ class UnitTest(Operator[UnitTestConfig]):
             return [c.noted(note) for c in cands][: cfg.top_k]
         used = _used_note(source, tests, query)
         if tests[0]["kind"] == "nl":
-            results = await asyncio.gather(*(self._judge(c, tests, query, ctx) for c in cands))
+            if cfg.model is None:  # nl checks from an input pass the config check without a model to judge them
+                raise RunFailed(f"node '{self.node_id}': the natural-language checks from its inputs need a model to "
+                                "judge each candidate against them: set 'model' on this unit_test node")
+            results = await asyncio.gather(*(self._judge(c, tests, query, ctx, cfg.model) for c in cands))
         else:
             ep = entry_point_of(query)
             results = await asyncio.gather(*(run_tests(build_program(c.text, query), tests, prompt=query.text, entry_point=ep,
@@ -194,13 +198,11 @@ class UnitTest(Operator[UnitTestConfig]):
                 return tests, source
         return [], "none"
 
-    async def _judge(self, cand: Candidate, tests: list[dict[str, Any]], query: Query, ctx) -> dict[str, Any]:
+    async def _judge(self, cand: Candidate, tests: list[dict[str, Any]], query: Query, ctx, model: str) -> dict[str, Any]:
         cfg = self.config
         listing = "\n".join(f"{i}. {t['text']}" for i, t in enumerate(tests, 1))
         prompt = render(JUDGE_PROMPT, query=query.text, candidate=cand.text, tests=listing)
-        # 'model' may be unset here: nl checks from an input pass the config check without it. ctx.complete
-        # then refuses the missing reference, as it always has; the request's model is ctx's to fill in.
-        comp = await ctx.complete(cfg.model, build_request(cfg, cfg.model or "", prompt))
+        comp = await ctx.complete(model, build_request(cfg, model, prompt))
         verdicts = {int(n): v.upper() == "PASS" for n, v in re.findall(r"^\W*(\d+)\W+(PASS|FAIL)\b", comp.texts[0], re.MULTILINE | re.IGNORECASE)}
         passed = sum(verdicts.get(i, False) for i in range(1, len(tests) + 1))
         note = None if verdicts else "unit_test fallback: the judge's reply had no PASS/FAIL lines; scored 0"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from archon import Pipeline, Query, run
+from archon import Pipeline, Query, RunFailed, run
 from backends.doubles import FunctionBackend
 from operators.code_tests import build_program, doctest_tests, extract_code, item_tests, example_inputs, run_tests
 
@@ -82,6 +82,18 @@ def test_nl_checks_judged_by_a_model():
     p.add("best", "unit_test", inputs="draft", style="nl", tests="model", model="fake/judge", top_k=1)
     res = run(p, "Capital of Australia?", backends={"fake": FunctionBackend(fn)}, db=False)
     assert res.output == "Canberra" and res.candidates["best"][0].score == 1.0
+
+
+def test_nl_checks_from_an_input_without_a_judge_model_say_what_to_set():
+    def fn(req, k):
+        return "1. Names a city" if "Requirements:" in req.prompt_text() else "Canberra"
+
+    p = Pipeline("nl")
+    p.add("checks", "write_tests", model="fake/m", style="nl")
+    p.add("draft", "generate", model="fake/m")
+    p.add("best", "unit_test", inputs=["draft", "checks"], style="nl", tests="inputs")
+    with pytest.raises(RunFailed, match="node 'best': the natural-language checks .* set 'model' on this unit_test node"):
+        run(p, "Capital of Australia?", backends={"fake": FunctionBackend(fn)}, db=False)
 
 
 def test_unreadable_judge_and_no_tests_fall_back_with_notes():

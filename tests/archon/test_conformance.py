@@ -13,6 +13,7 @@ from archon.registry import OPERATORS, get_operator
 from archon.testing import BackendContract, OperatorContract
 from backends.local import LocalBackend
 from backends.openai_compat import OpenAIBackend
+from backends.presets import PRESETS
 from tests.archon.test_call_bound import reply
 
 CORPUS = Path(__file__).parent / "data" / "facts.jsonl"
@@ -78,7 +79,9 @@ class TestOpenAIBackend(BackendContract):
 class TestLocalBackend(BackendContract):
     kind = "local"
     model = "gemma-3-270m"
-    settings = {"n_ctx": 512}
+    # The preset's context length: a model is loaded once per (file, n_ctx) per process, and a second
+    # copy would break tests/backends/test_local.py's check that backends share one.
+    settings = {"n_ctx": PRESETS["local"].n_ctx}
 
     def make_backend(self, name, settings):
         return LocalBackend(name, settings)

@@ -168,16 +168,14 @@ def test_500_then_success(server, tmp_path):
 def test_401_exits_1_fast_naming_the_key_variable(server, tmp_path):
     env = srf_env(server, tmp_path)
     server.fail_next(401, times=1)
-    start = time.monotonic()
     out = archon("run", str(one_call(tmp_path)), "--input", "q", env=env)
     assert out.returncode == 1
     assert "FAST_API_KEY" in out.stderr and "Traceback" not in out.stderr
     assert server.requests == 1  # no retry
     (c,) = json.loads(archon("calls", "--json", env=env).stdout)
+    # "Fast" is this: one request, one attempt, so no retry wait. No wall-clock bound: on a loaded
+    # machine the CLI's start-up alone can take seconds (performance belongs in bench/).
     assert c["status"] == "error" and c["attempts"] == 1
-    # a generous bound: the CLI's own start-up (imports) is in it; the library-level test in
-    # tests/backends/test_retry.py checks that a 401 fails in well under a second
-    assert time.monotonic() - start < 10
 
 
 def test_missing_key_is_a_usage_error(server, tmp_path):

@@ -58,6 +58,7 @@ async def asearch(
     max_calls: int | None = None,
     per_query: PerQuery | None = None,
     concurrency: int = 8,
+    power_rank: float | None = None,
     study: str | None = None,
     db: Any = None,
     storage: str | None = None,
@@ -76,7 +77,9 @@ async def asearch(
     may spend. ``per_query``: ``PerQuery(calls=, tokens=, usd=)`` limits every pipeline must respect.
     ``study``: its name (default ``<space>@<benchmark>``). ``db``: the store; ``storage``: the study's
     database (default: the store's). ``backends``/``runtime``: as for ``archon.evaluate``.
-    ``progress``: called with a ``TrialProgress`` after each trial.
+    ``progress``: called with a ``TrialProgress`` after each trial. ``power_rank``: for an Archon space
+    (``search.archon_space``), the dev items each model is first scored on alone (a fraction when below
+    1; 0: none; default: the space's ``power_rank``); the ranking orders its models and is in the result.
     """
     from archon.evals.api import as_benchmark
 
@@ -86,10 +89,35 @@ async def asearch(
     specs = [sp.sample_first()] + ([base] if base is not None else [])
     async with open_runtime(specs, runtime=runtime, db=db, backends=backends) as rt:
         url = storage or _store_url(rt.store)
-        return await run_search(sp, bench, rt, storage=url, trials=trials, study_name=study, sampler=sampler, seed=seed,
+        per_query, trial_items, ranked = await _archon_prepare(sp, bench, rt, per_query or PerQuery(), trial_items,
+                                                               holdout, power_rank, concurrency)
+        result = await run_search(sp, bench, rt, storage=url, trials=trials, study_name=study, sampler=sampler, seed=seed,
                                 concurrency=concurrency, budget_usd=budget_usd, budget_tokens=budget_tokens, max_calls=max_calls,
-                                per_query=per_query or PerQuery(), trial_items=trial_items, rescore=rescore, holdout=holdout,
+                                per_query=per_query, trial_items=trial_items, rescore=rescore, holdout=holdout,
                                 baseline=base, cost=cost, progress=progress)
+        result.power_ranking = ranked
+        return result
+
+
+async def _archon_prepare(sp: Any, bench: Any, rt: Any, per_query: PerQuery, trial_items: int | None, holdout: int,
+                          power_rank: float | None, concurrency: int) -> tuple[PerQuery, int | None, list[dict[str, Any]]]:
+    """An Archon space's own settings: its power ranking (on the dev items), its call limit and trial sample."""
+    from dataclasses import replace
+
+    from search.archon_space import ArchonSpace
+    from search.power_rank import rank_space
+
+    if not isinstance(sp, ArchonSpace):
+        return per_query, trial_items, []
+    if holdout and holdout >= len(bench.items):
+        raise UserError(f"--holdout {holdout} leaves no dev items: the benchmark has {len(bench.items)}.")
+    dev = bench.head(len(bench.items) - holdout)
+    await rank_space(sp, dev, rt, items=power_rank, concurrency=concurrency)
+    if sp.max_calls is not None:
+        per_query = replace(per_query, calls=min(per_query.calls or sp.max_calls, sp.max_calls))
+    if trial_items is None:
+        trial_items = sp.items_for(sp.axes.search_sample, len(dev.items))
+    return per_query, trial_items, list(sp.power)
 
 
 search = blocking(asearch, "search")

@@ -234,7 +234,10 @@ def load_space(path: str | Path) -> SearchSpace | FunctionSpace:
     ref = str(path)
     file, _, fn_name = ref.partition(":") if ref.count(":") == 1 and not Path(ref).exists() else (ref, "", "")
     if not file.endswith(".py") and not fn_name:
-        return SearchSpace(read_yaml(path, "search-space"), source=ref)
+        from search.archon_space import ArchonSpace, is_archon_space
+
+        data = read_yaml(path, "search-space")
+        return ArchonSpace.from_data(data, source=ref) if is_archon_space(data) else SearchSpace(data, source=ref)
     fn_name = fn_name or "space"
     if file.endswith(".py"):
         if not Path(file).is_file():
@@ -250,6 +253,8 @@ def load_space(path: str | Path) -> SearchSpace | FunctionSpace:
         except ImportError as exc:
             raise UserError(f"{ref}: cannot import module '{file}' ({exc}).") from exc
     fn = getattr(module, fn_name, None)
+    if isinstance(fn, FunctionSpace):  # a space object (ArchonSpace(...)) rather than a function
+        return fn
     if not callable(fn):
         raise UserError(f"{ref}: no function '{fn_name}(trial)' in {file}; define one that returns a Pipeline.")
     return FunctionSpace(fn, getattr(module, "NAME", None) or Path(file).stem.replace(".", "-"), ref)

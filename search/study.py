@@ -89,6 +89,7 @@ class SearchResult:
     ran: int = 0  # trials this process ran
     wall_s: float = 0.0
     dev_items: int | None = None  # the dev items the best trials were rescored on
+    power_ranking: list[dict[str, Any]] = field(default_factory=list)  # Archon spaces: each model alone, best first
 
     def to_dict(self) -> dict[str, Any]:
         return {"study": self.study_name, "leaderboard": self.trials, **{k: v for k, v in asdict(self).items() if k not in ("study_name", "trials")}}

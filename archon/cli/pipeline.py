@@ -47,8 +47,13 @@ def import_archon(
     config: Annotated[Path, typer.Argument(help="An original Archon JSON config.", show_default=False)],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the pipeline YAML here (default: stdout).")] = None,
     backend: Annotated[Optional[str], typer.Option("--backend", help="Use this backend for every model instead of mapping model_type.")] = None,
+    search: Annotated[bool, typer.Option("--search", help="CONFIG is an ITAS search config: write an Archon search space (--out space.yaml or .py).")] = False,
 ) -> None:
     """Translate an original Archon config (layers of generators, fusers, ...) into a pipeline file."""
+    if search:
+        from archon.cli.search import import_search_config
+
+        return import_search_config(config, out, backend)
     from archon.import_archon import from_archon
     from archon.spec import parse_pipeline
 

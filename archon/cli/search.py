@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-__all__ = ["search"]
+__all__ = ["import_search_config", "search"]
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -41,6 +41,9 @@ def search(
     max_tokens_per_query: Annotated[Optional[float], _Opt("--max-tokens-per-query", min=1, help="Only pipelines using at most N tokens per query (measured).")] = None,
     max_usd_per_query: Annotated[Optional[float], _Opt("--max-usd-per-query", min=0, help="Only pipelines costing at most this many dollars per query (measured).")] = None,
     concurrency: Annotated[int, _Opt("--concurrency", "-c", min=1, help="Items run at once within a trial.")] = 8,
+    power_rank: Annotated[Optional[float], _Opt("--power-rank", min=0, help="Archon spaces: score each model alone on the first N dev "
+                                                                              "items (a fraction when below 1; 0: none) and rank them first "
+                                                                              "(default: the space's power_rank).")] = None,
     study: Annotated[Optional[str], _Opt("--study", help="Study name (default: <space>@<benchmark>).")] = None,
     out: Annotated[Optional[Path], _Opt("--out", "-o", help="Write the best pipeline here as YAML.")] = None,
     plot: Annotated[Optional[Path], _Opt("--plot", help="Write score against cost here (PNG; an .html beside it where plotly is installed).")] = None,
@@ -63,8 +66,38 @@ def search(
             space, benchmark, trials=trials, limit=limit, holdout=holdout, trial_items=trial_items, rescore=rescore,
             baseline=baseline, sampler=sampler, seed=seed, cost=cost, budget_usd=budget_usd, budget_tokens=budget_tokens,
             max_calls=max_calls, per_query=PerQuery(calls=max_calls_per_query, tokens=max_tokens_per_query, usd=max_usd_per_query),
-            concurrency=concurrency, study=study, db=db, storage=storage, progress=None if json_out else _print_trial)
+            concurrency=concurrency, power_rank=power_rank, study=study, db=db, storage=storage,
+            progress=None if json_out else _print_trial)
+        if not json_out:
+            for i, p in enumerate(result.power_ranking, 1):
+                err(f"power ranking {i}: {p['model']}, score {p['score']:.1%} on {p['n']} items")
     _output(result, out, plot, json_out)
+
+
+def import_search_config(config: Path, out: Path | None, backend: str | None) -> None:
+    """``archon import-archon --search CONFIG.json``: an ITAS search config written as an Archon search space."""
+    import json
+
+    from archon.exceptions import SpecError
+    from search.itas_config import from_search_config, space_text
+
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UserError(f"{config}: cannot read it ({exc.strerror}).") from exc
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"{config}: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from exc
+    space, notes = from_search_config(data, source=str(config), backend=backend)
+    if out is not None and out.suffix not in (".yaml", ".yml", ".py"):
+        raise UserError(f"--out {out}: a search space is written as .yaml or .py.")
+    text = space_text(space, notes, out or Path("space.yaml"))
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        err(f"wrote {out} (an Archon search space over {len(space['archon']['models'])} models)")
+    for note in notes:
+        err(f"note: {note}")
 
 
 def _print_trial(t: TrialProgress) -> None:

@@ -43,9 +43,11 @@ def test_the_four_shapes_translate():
     assert len(moa[1].config.model) == 2  # the second proposer layer: one fuser per model
     assert [n.op for n in shapes["critic-ranker-fuser"].nodes] == ["generate", "critique", "rank", "fuse"]
     ut = shapes["unit-tests"].nodes
+    # Archon appends the tests to the query the later generators answer; they reach the evaluator too.
     assert [(n.op, n.inputs) for n in ut] == [
-        ("write_tests", ()), ("generate", ()), ("unit_test", ("l2_generator", "l1_unit_test_generator"))]
+        ("write_tests", ()), ("generate", ("l1_unit_test_generator",)), ("unit_test", ("l2_generator", "l1_unit_test_generator"))]
     assert ut[0].config.num_tests == 5 and ut[2].config.style == "nl"
+    assert "should pass the following unit tests" in ut[1].config.prompt
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
@@ -85,8 +87,15 @@ def test_translated_configs_run_against_a_local_server(path):
     [
         ([[{"type": "reward_model", "model": "m", "model_type": "OpenAI_API"}]], "type 'reward_model' cannot be mapped"),
         ([[{"type": "generator", "model": "m", "model_type": "Bedrock"}]], "model_type 'Bedrock' has no preset"),
-        ([[{"type": "fuser", "model": "m", "model_type": "OpenAI_API", "ranker_config": {}}]], "key 'ranker_config' cannot be mapped"),
-        ([{"branches": 2, "models": [{"type": "generator", "model": "m", "model_type": "OpenAI_API"}]}], "only 1 branch"),
+        ([[{"type": "fuser", "model": "m", "model_type": "OpenAI_API", "reward_config": {}}]], "key 'reward_config' cannot be mapped"),
+        ([[{"type": "generator", "model": "m", "model_type": "OpenAI_API"}],
+          {"branches": 2, "models": [{"type": "ranker", "model": "m", "model_type": "OpenAI_API"}]}], "only generator and fuser layers branch"),
+        ([[{"type": "generator", "model": "m", "model_type": "OpenAI_API"}],
+          [{"type": "critic", "model": "m", "model_type": "OpenAI_API"}] * 2], "more than one critic in a layer"),
+        ([[{"type": "generator", "model": "m", "model_type": ""}]], "pass --backend NAME"),
+        ([[{"type": "generator", "model": "m", "model_type": "OpenAI_API"}],
+          [{"type": "unit_test_evaluator", "model": "m", "model_type": "OpenAI_API"}]], "needs a unit_test_generator"),
+        ([{"branches": 0, "models": [{"type": "generator", "model": "m", "model_type": "OpenAI_API"}]}], "whole number >= 1"),
     ],
 )
 def test_what_cannot_be_mapped_is_rejected_with_a_message(layers, message):

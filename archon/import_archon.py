@@ -11,7 +11,8 @@ tests/archon/test_import_archon_calls.py):
 - ``generator``: ``samples`` completions of its model for the query. It never reads the candidates
   before it (a generator layer after another layer replaces them), so it becomes ``generate`` with
   prompt ``{query}``; its inputs only order it after the previous layer, as Archon does.
-  Generators of one layer with the same samples and settings share one node (an ensemble).
+  Generators of one layer with the same samples and settings share one node (an ensemble); a model
+  listed k times is listed once with k x samples (k identical requests would share a cache entry).
 - ``fuser``: ``samples`` completions per fuser, each reading every candidate (and critique): the N
   fusers of a layer (Mixture-of-Agents) are one ``fuse`` node with N fuser models, N x samples
   candidates. ``length_control`` adds Archon's length sentence to the fuser's prompt.
@@ -21,7 +22,9 @@ tests/archon/test_import_archon_calls.py):
   that reasons and gives the verdict. ``first_k`` stops once that many passed.
 - ``unit_test_generator``: one call writing ``unit_test_cap`` checks (``write_tests``, style nl). The
   tests travel forward in Archon's state to the next ``unit_test_evaluator``, however many layers
-  later, so that evaluator reads the write_tests node directly.
+  later, so that evaluator reads the write_tests node directly. Archon also appends them to the
+  query ("Your response should pass the following unit tests: ..."), so the generators of the
+  layer after it read them too (later fusers and critics see the bare query here).
 - ``unit_test_evaluator``: one judge call per candidate (``unit_test``, style nl); ``first_k`` (or the
   legacy ``first_pass`` = ``first_k: 1``) keeps that many, best first, where Archon stops judging at
   the first_k-th candidate passing every test.
@@ -134,12 +137,11 @@ def from_archon(data: dict[str, Any], source: str = "<archon config>", backend: 
                                 f"(Archon's own configs have one); split them into layers.")
         layer_nodes: list[str] = []
         seen: dict[str, int] = {}
-        for key, group in groups.items():
-            kind = key[0]
+        for kind, group, repeat in _split_repeats(groups, backend):
             seen[kind] = seen.get(kind, 0) + 1
             node_id = f"l{li}_{kind}" + (f"_{seen[kind]}" if seen[kind] > 1 else "")
             refs = [f"{backend or MODEL_TYPES[c['model_type']]}/{c['model']}" for c in group]
-            node = {"id": node_id, **_node(kind, group, refs, branches, previous, tests_node, li, source, problems, said)}
+            node = {"id": node_id, **_node(kind, group, refs, branches * repeat, previous, tests_node, li, source, problems, said)}
             inputs = list(previous)
             if kind == "unit_test_generator":
                 inputs, tests_node = [], node_id
@@ -166,6 +168,25 @@ def from_archon(data: dict[str, Any], source: str = "<archon config>", backend: 
     if notes is not None:
         notes.extend(f"{source}: {n}" for n in said)
     return {"name": str(data.get("name") or "archon-import"), "nodes": nodes, "output": previous[0]}
+
+
+def _split_repeats(groups: dict[tuple[Any, ...], list[dict[str, Any]]],
+                   backend: str | None) -> list[tuple[str, list[dict[str, Any]], int]]:
+    """(kind, components, repeat) per node: a model listed k times among a layer's generators (or
+    fusers) with the same settings is listed once with k x the samples, since k identical requests
+    would share one cache entry where Archon draws k independent ones."""
+    out: list[tuple[str, list[dict[str, Any]], int]] = []
+    for key, group in groups.items():
+        if key[0] not in ("generator", "fuser"):
+            out.append((key[0], group, 1))
+            continue
+        refs = [f"{backend or MODEL_TYPES[c['model_type']]}/{c['model']}" for c in group]
+        by_repeat: dict[int, list[dict[str, Any]]] = {}
+        for i, comp in enumerate(group):
+            if refs[i] not in refs[:i]:
+                by_repeat.setdefault(refs.count(refs[i]), []).append(comp)
+        out += [(key[0], comps, repeat) for repeat, comps in by_repeat.items()]
+    return out
 
 
 def _layer_components(layer: Any, li: int, source: str, problems: list[str],

@@ -18,8 +18,9 @@ tests/archon/test_import_archon_calls.py):
   candidates. ``length_control`` adds Archon's length sentence to the fuser's prompt.
 - ``critic``: one call reviewing all candidates (``critique``, ``per: all``); candidates pass on.
 - ``ranker``: one call (Archon forces ``samples`` to 1); keeps ``top_k``.
-- ``verifier``: per candidate, Archon makes two calls (reasoning, then verdict); ``verify`` makes one
-  that reasons and gives the verdict. ``first_k`` stops once that many passed.
+- ``verifier``: per candidate, two calls (reasoning, then a verdict reading it): ``verify`` with
+  ``steps: 2``. ``first_k`` stops once that many passed (Archon checks one candidate at a time,
+  ``verify`` a wave of ``batch`` at a time).
 - ``unit_test_generator``: one call writing ``unit_test_cap`` checks (``write_tests``, style nl). The
   tests travel forward in Archon's state to the next ``unit_test_evaluator``, however many layers
   later, so that evaluator reads the write_tests node directly. Archon also appends them to the
@@ -297,7 +298,7 @@ def _node(kind: str, group: list[dict[str, Any]], refs: list[str], branches: int
     if kind == "ranker":
         return {"op": "rank", "model": model, "top_k": comp.get("top_k", 5), **base}
     if kind == "verifier":
-        out = {"op": "verify", "model": model, **base}
+        out = {"op": "verify", "model": model, "steps": 2, **base}
         if comp.get("first_k"):
             out["first_k"] = comp["first_k"]
         return out

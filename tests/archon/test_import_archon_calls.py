@@ -10,8 +10,7 @@ each component's ``run``), with ``c`` the candidates arriving at a layer:
 - fuser: ``samples`` completions per fuser, each reading all ``c``; N fusers give N x samples.
 - critic: 1 call for all ``c``; the candidates pass on.
 - ranker: 1 call (Archon forces samples = 1); keeps ``min(c, top_k)``.
-- verifier: Archon 2 calls per candidate (reasoning, verdict), here 1; all verified here, so ``c``
-  passes on.
+- verifier: 2 calls per candidate (reasoning, then verdict); all verified here, so ``c`` passes on.
 - unit_test_generator: 1 call; unit_test_evaluator: 1 judge call per candidate (every candidate is
   judged when none passes all tests, which the replies below arrange).
 - ``{"branches": N, "models": [...]}``: the layer's generators and fusers N times.
@@ -59,7 +58,7 @@ Call = tuple[str, str]  # (component kind, model)
 
 
 def archon_calls(config: dict[str, Any]) -> list[Counter[Call]]:
-    """Per layer, the completions per (kind, model) the rule above gives (the verifier's once per candidate)."""
+    """Per layer, the completions per (kind, model) the rule above gives."""
     layers: list[Counter[Call]] = []
     c = 0
     for layer in config["layers"]:
@@ -77,8 +76,8 @@ def archon_calls(config: dict[str, Any]) -> list[Counter[Call]]:
                 calls[(kind, model)] += 1
                 if kind == "ranker":
                     produced = min(c, comp["top_k"])
-            else:  # verifier, unit_test_evaluator: one call per candidate
-                calls[(kind, model)] += c
+            else:  # verifier: two calls per candidate; unit_test_evaluator: one
+                calls[(kind, model)] += 2 * c if kind == "verifier" else c
                 if kind == "unit_test_evaluator":
                     produced = min(c, comp.get("top_k") or c) if not comp.get("first_pass") else 1
         layers.append(calls)

@@ -103,7 +103,7 @@ _EXTRA = {
     "unit_test_generator": {"unit_test_cap"},
     "unit_test_evaluator": {"first_k", "first_pass", "remove_unit_tests_from_prompt", "unit_test_cap"},
 }
-_ONE_PER_LAYER = {"critic", "ranker", "verifier", "unit_test_generator", "unit_test_evaluator"}
+_ONE_PER_LAYER = ("critic", "ranker", "verifier", "unit_test_generator", "unit_test_evaluator")
 
 
 def is_archon_config(data: Any) -> bool:

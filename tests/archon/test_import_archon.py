@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from archon import CompiledPipeline, Runtime, SpecError, load_pipeline
+from archon.spec import parse_pipeline
 from archon.import_archon import from_archon
 from archon.testing.fake_server import FakeOpenAIServer
 from backends.presets import OpenAISettings
@@ -112,3 +113,40 @@ def test_backend_override_and_cli_errors(tmp_path):
     bad = write(tmp_path, "bad.json", "{not json")
     r = subprocess.run([sys.executable, "-m", "archon", "validate", str(bad)], capture_output=True, text=True)
     assert r.returncode == 2 and "bad.json" in r.stderr
+
+
+def comp(kind, model="m", **kw):
+    return {"type": kind, "model": model, "model_type": "OpenAI_API", "temperature": 0.7, "max_tokens": 64, **kw}
+
+
+def test_archon_semantics_map_to_nodes():
+    notes: list[str] = []
+    data = {"name": "x", "layers": [
+        {"type": "unit_test_generator", "model": "t", "model_type": "Google_API", "unit_test_cap": 3},  # a bare component
+        [comp("generator", "a", samples=2), comp("generator", "b", samples=2), comp("generator", "c", samples=3, no_system=True),
+         comp("generator", "a", samples=2)],
+        [comp("fuser", "f1", length_control=True), comp("fuser", "f2", length_control=True), comp("fuser", "f3", length_contorl=True)],
+        [comp("verifier", "v", batch_num=2)],
+        [comp("unit_test_evaluator", "e", first_pass=True, remove_unit_tests_from_prompt=True)],
+    ]}
+    spec = parse_pipeline(from_archon(data, source="c.json", notes=notes))
+    nodes = {n.id: n for n in spec.nodes}
+    assert nodes["l1_unit_test_generator"].config.model == "google/t" and nodes["l1_unit_test_generator"].config.num_tests == 3
+    # 'a' twice with 2 samples: one model with 4 (two identical requests would share a cache entry)
+    gens = [(n.config.model, n.config.samples, n.config.system) for n in spec.nodes if n.op == "generate"]
+    assert gens == [("openai/a", 4, "You are a helpful assistant"), ("openai/b", 2, "You are a helpful assistant"), ("openai/c", 3, None)]
+    assert all(n.inputs == ("l1_unit_test_generator",) and "unit tests" in n.config.prompt for n in spec.nodes if n.op == "generate")
+    fusers = [n for n in spec.nodes if n.op == "fuse"]
+    assert [f.config.models() for f in fusers] == [["openai/f1", "openai/f2"], ["openai/f3"]]  # N fusers, one node
+    assert "as long as the longest response" in fusers[0].config.prompt and "longest" not in fusers[1].config.prompt
+    assert nodes["l4_verifier"].config.steps == 2
+    ev = nodes["l5_unit_test_evaluator"]
+    assert ev.config.top_k == 1 and ev.inputs == ("l4_verifier", "l1_unit_test_generator")  # first_pass = first_k 1
+    text = "\n".join(notes)
+    assert "layer 1 is one component" in text and "'length_contorl' (misspelt) is ignored" in text and "'batch_num' is ignored" in text
+
+
+def test_folder_summary_for_a_single_file_names_line_and_column(tmp_path):
+    bad = write(tmp_path, "bad.json", '{\n  "layers": [\n    [ {"type": "generator"tor"} ]\n  ]\n}')
+    r = subprocess.run([sys.executable, "-m", "archon", "import-archon", str(tmp_path)], capture_output=True, text=True)
+    assert r.returncode == 2 and "refused 1" in r.stdout and f"{bad}: not valid JSON (line 3, column" in r.stdout

@@ -121,6 +121,8 @@ PRESETS: dict[str, BackendSpec] = {
     "openrouter": OpenAISettings(base_url="https://openrouter.ai/api/v1", api_key_env="OPENROUTER_API_KEY"),
     # Anthropic's OpenAI-compatible endpoint.
     "anthropic": OpenAISettings(base_url="https://api.anthropic.com/v1/", api_key_env="ANTHROPIC_API_KEY"),
+    # Gemini's OpenAI-compatible endpoint (the original Archon's ``Google_API``).
+    "google": OpenAISettings(base_url="https://generativelanguage.googleapis.com/v1beta/openai/", api_key_env="GEMINI_API_KEY"),
     "ollama": OpenAISettings(base_url="http://127.0.0.1:11434/v1", max_concurrency=4, timeout=300),
     "vllm": OpenAISettings(base_url="http://127.0.0.1:8000/v1", api_key_env="VLLM_API_KEY", max_concurrency=64, timeout=300),
     "llamacpp-server": OpenAISettings(base_url="http://127.0.0.1:8080/v1", max_concurrency=4, timeout=300),

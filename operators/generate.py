@@ -17,7 +17,7 @@ CONTEXT_PROMPT = "{context}\n\n{query}"
 
 class GenerateConfig(ModelCallConfig):
     model: str | list[str] = Field(..., description="'<backend>/<model>', or a list of them (an ensemble: each model samples).")
-    samples: int = Field(default=1, ge=1, le=256, description="Completions per model.")
+    samples: int = Field(default=1, ge=1, le=1024, description="Completions per model (the original Archon's configs go up to 1000).")
     prompt: str | None = Field(
         default=None,
         description="Prompt template: {query} is the query, {context} the input candidates' texts. Default: '{query}', "

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from archon import CompiledPipeline, Runtime, SpecError, load_pipeline
+from archon.spec import parse_pipeline
 from archon.import_archon import from_archon
 from archon.testing.fake_server import FakeOpenAIServer
 from backends.presets import OpenAISettings
@@ -43,9 +44,11 @@ def test_the_four_shapes_translate():
     assert len(moa[1].config.model) == 2  # the second proposer layer: one fuser per model
     assert [n.op for n in shapes["critic-ranker-fuser"].nodes] == ["generate", "critique", "rank", "fuse"]
     ut = shapes["unit-tests"].nodes
+    # Archon appends the tests to the query the later generators answer; they reach the evaluator too.
     assert [(n.op, n.inputs) for n in ut] == [
-        ("write_tests", ()), ("generate", ()), ("unit_test", ("l2_generator", "l1_unit_test_generator"))]
+        ("write_tests", ()), ("generate", ("l1_unit_test_generator",)), ("unit_test", ("l2_generator", "l1_unit_test_generator"))]
     assert ut[0].config.num_tests == 5 and ut[2].config.style == "nl"
+    assert "should pass the following unit tests" in ut[1].config.prompt
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
@@ -85,8 +88,15 @@ def test_translated_configs_run_against_a_local_server(path):
     [
         ([[{"type": "reward_model", "model": "m", "model_type": "OpenAI_API"}]], "type 'reward_model' cannot be mapped"),
         ([[{"type": "generator", "model": "m", "model_type": "Bedrock"}]], "model_type 'Bedrock' has no preset"),
-        ([[{"type": "fuser", "model": "m", "model_type": "OpenAI_API", "ranker_config": {}}]], "key 'ranker_config' cannot be mapped"),
-        ([{"branches": 2, "models": [{"type": "generator", "model": "m", "model_type": "OpenAI_API"}]}], "only 1 branch"),
+        ([[{"type": "fuser", "model": "m", "model_type": "OpenAI_API", "reward_config": {}}]], "key 'reward_config' cannot be mapped"),
+        ([[{"type": "generator", "model": "m", "model_type": "OpenAI_API"}],
+          {"branches": 2, "models": [{"type": "ranker", "model": "m", "model_type": "OpenAI_API"}]}], "only generator and fuser layers branch"),
+        ([[{"type": "generator", "model": "m", "model_type": "OpenAI_API"}],
+          [{"type": "critic", "model": "m", "model_type": "OpenAI_API"}] * 2], "more than one critic in a layer"),
+        ([[{"type": "generator", "model": "m", "model_type": ""}]], "pass --backend NAME"),
+        ([[{"type": "generator", "model": "m", "model_type": "OpenAI_API"}],
+          [{"type": "unit_test_evaluator", "model": "m", "model_type": "OpenAI_API"}]], "needs a unit_test_generator"),
+        ([{"branches": 0, "models": [{"type": "generator", "model": "m", "model_type": "OpenAI_API"}]}], "whole number >= 1"),
     ],
 )
 def test_what_cannot_be_mapped_is_rejected_with_a_message(layers, message):
@@ -103,3 +113,40 @@ def test_backend_override_and_cli_errors(tmp_path):
     bad = write(tmp_path, "bad.json", "{not json")
     r = subprocess.run([sys.executable, "-m", "archon", "validate", str(bad)], capture_output=True, text=True)
     assert r.returncode == 2 and "bad.json" in r.stderr
+
+
+def comp(kind, model="m", **kw):
+    return {"type": kind, "model": model, "model_type": "OpenAI_API", "temperature": 0.7, "max_tokens": 64, **kw}
+
+
+def test_archon_semantics_map_to_nodes():
+    notes: list[str] = []
+    data = {"name": "x", "layers": [
+        {"type": "unit_test_generator", "model": "t", "model_type": "Google_API", "unit_test_cap": 3},  # a bare component
+        [comp("generator", "a", samples=2), comp("generator", "b", samples=2), comp("generator", "c", samples=3, no_system=True),
+         comp("generator", "a", samples=2)],
+        [comp("fuser", "f1", length_control=True), comp("fuser", "f2", length_control=True), comp("fuser", "f3", length_contorl=True)],
+        [comp("verifier", "v", batch_num=2)],
+        [comp("unit_test_evaluator", "e", first_pass=True, remove_unit_tests_from_prompt=True)],
+    ]}
+    spec = parse_pipeline(from_archon(data, source="c.json", notes=notes))
+    nodes = {n.id: n for n in spec.nodes}
+    assert nodes["l1_unit_test_generator"].config.model == "google/t" and nodes["l1_unit_test_generator"].config.num_tests == 3
+    # 'a' twice with 2 samples: one model with 4 (two identical requests would share a cache entry)
+    gens = [(n.config.model, n.config.samples, n.config.system) for n in spec.nodes if n.op == "generate"]
+    assert gens == [("openai/a", 4, "You are a helpful assistant"), ("openai/b", 2, "You are a helpful assistant"), ("openai/c", 3, None)]
+    assert all(n.inputs == ("l1_unit_test_generator",) and "unit tests" in n.config.prompt for n in spec.nodes if n.op == "generate")
+    fusers = [n for n in spec.nodes if n.op == "fuse"]
+    assert [f.config.models() for f in fusers] == [["openai/f1", "openai/f2"], ["openai/f3"]]  # N fusers, one node
+    assert "as long as the longest response" in fusers[0].config.prompt and "longest" not in fusers[1].config.prompt
+    assert nodes["l4_verifier"].config.steps == 2
+    ev = nodes["l5_unit_test_evaluator"]
+    assert ev.config.top_k == 1 and ev.inputs == ("l4_verifier", "l1_unit_test_generator")  # first_pass = first_k 1
+    text = "\n".join(notes)
+    assert "layer 1 is one component" in text and "'length_contorl' (misspelt) is ignored" in text and "'batch_num' is ignored" in text
+
+
+def test_folder_summary_for_a_single_file_names_line_and_column(tmp_path):
+    bad = write(tmp_path, "bad.json", '{\n  "layers": [\n    [ {"type": "generator"tor"} ]\n  ]\n}')
+    r = subprocess.run([sys.executable, "-m", "archon", "import-archon", str(tmp_path)], capture_output=True, text=True)
+    assert r.returncode == 2 and "refused 1" in r.stdout and f"{bad}: not valid JSON (line 3, column" in r.stdout

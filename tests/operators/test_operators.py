@@ -84,6 +84,21 @@ def test_verify_none_pass_keeps_all_unverified_and_unparseable_noted():
     assert any("no verdict found" in n for n in out[0].notes)
 
 
+def test_verify_in_two_steps_reads_the_reasoning_in_the_verdict_call():
+    """steps 2 (the original Archon's verifier): a reasoning call with no verdict asked, then a
+    verdict call that sees the reasoning; the verdict decides."""
+    be = by_prompt(**{"Evaluation:": lambda t, k: "Verdict: correct" if "because d1" in t else "Verdict: incorrect",
+                      "no verdict": lambda t, k: f"because {t.split('Response:')[1].split()[0]}",
+                      "default": lambda t, k: f"d{k}"})
+    p = Pipeline("v")
+    p.add("check", "verify", inputs=drafts(p, 3), model="fake/m", steps=2)
+    res = run(p, "q", backends={"fake": be}, db=False)
+    assert [c.text for c in res.candidates["check"]] == ["d1"]
+    assert res.calls == 1 + 2 * 3
+    verdict_calls = [r.prompt_text() for r in be.requests if "Evaluation:" in r.prompt_text()]
+    assert len(verdict_calls) == 3 and all("Verdict" not in r.prompt_text() for r in be.requests if "no verdict" in r.prompt_text())
+
+
 # -- vote -----------------------------------------------------------------------------------------
 
 

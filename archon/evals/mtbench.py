@@ -77,7 +77,8 @@ def followup(item: Item, answers: list[str], style: str = "chat") -> Query | Non
         messages.append({"role": "user", "content": question})
         if i < len(answers):
             messages.append({"role": "assistant", "content": answers[i]})
-    return Query(transcript(asked, answers, style), id=f"{item.id}#turn{len(answers) + 1}", messages=tuple(messages))
+    # No data: like turn 1's query, it shows the pipeline nothing of the item beyond the questions asked so far.
+    return Query(transcript(asked, answers, style), id=item.id, messages=tuple(messages))
 
 
 def judge_prompt(item: Item, answers: list[str], turn: int) -> tuple[FastChatPrompt, str]:

@@ -12,11 +12,18 @@ from archon.records import Usage
 
 @dataclass(frozen=True, slots=True)
 class Query:
-    """What a pipeline answers: the text, plus what a benchmark item brings (tests, passages, ...)."""
+    """What a pipeline answers: the text, plus what a benchmark item brings (tests, passages, ...).
+
+    ``messages``, when given, is the same query as a chat conversation (``{"role", "content"}`` dicts,
+    e.g. a system prompt, or earlier turns before the last user turn); ``text`` then holds it rendered
+    for operators that read text. A ``generate`` node with its default prompt sends these messages to
+    a chat model as they are (MT-Bench's second turn, a judge's system prompt).
+    """
 
     text: str
     id: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    messages: tuple[dict[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,10 +5,12 @@ from __future__ import annotations
 __all__ = ["Generate", "Ensemble", "GenerateConfig"]
 
 import asyncio
+from dataclasses import replace
 
 from pydantic import Field, field_validator
 
 from archon.types import Candidate, Query
+from backends.base import CompletionRequest, Message
 from operators.base import ModelCallConfig, Operator, build_request, render
 
 DEFAULT_PROMPT = "{query}"
@@ -55,13 +57,26 @@ class Generate(Operator[GenerateConfig]):
         prompt = render(template, query=query.text, context=context)
         samples = tuple(range(cfg.samples))
         models = cfg.models()
-        completions = await asyncio.gather(*(ctx.complete(m, build_request(cfg, m, prompt, samples=samples)) for m in models))
+        completions = await asyncio.gather(*(ctx.complete(m, self._request(m, prompt, query, inputs, samples)) for m in models))
         out = []
         for model, comp in zip(models, completions):
             shares = comp.usage.split(len(comp.texts))
             out += [Candidate(text=t, node=self.node_id, model=model, sample=k, usage=u)
                     for k, (t, u) in enumerate(zip(comp.texts, shares))]
         return out
+
+    def _request(self, model: str, prompt: str, query: Query, inputs: list[Candidate], samples: tuple[int, ...]) -> CompletionRequest:
+        """The node's request; a query that is a conversation (``query.messages``) is sent as those
+        messages when nothing else shapes the prompt (chat mode, default prompt, no inputs). The
+        node's ``system`` goes first unless the conversation brings its own."""
+        cfg = self.config
+        req = build_request(cfg, model, prompt, samples=samples)
+        if not query.messages or cfg.mode != "chat" or cfg.prompt is not None or inputs:
+            return req
+        msgs: tuple[Message, ...] = tuple(Message(role=m["role"], content=m["content"]) for m in query.messages)
+        if cfg.system and not any(m["role"] == "system" for m in msgs):
+            msgs = (Message(role="system", content=cfg.system), *msgs)
+        return replace(req, messages=msgs)
 
     def streams_output(self) -> bool:
         cfg = self.config

@@ -33,6 +33,7 @@ from archon.exceptions import SpecError
 
 if TYPE_CHECKING:
     from archon.evals.datasets import Benchmark, Item
+    from archon.types import Query
 
 Records = list[tuple[int, dict[str, Any]]]
 _LETTERS = "ABCDEFGHIJ"
@@ -146,6 +147,15 @@ def _open_ended(prefix: str) -> Callable[[dict[str, Any], str, int], Item]:
     return convert
 
 
+def _arena_hard(rec: dict[str, Any], where: str, n: int) -> Item:
+    turns = _need(rec, "turns", where, list)
+    first = turns[0] if turns else None
+    if not isinstance(first, dict) or not isinstance(first.get("content"), str):
+        raise SpecError(f"{where}: field 'turns' must hold [{{\"content\": \"the question\"}}].")
+    data = {"category": rec.get("category"), "cluster": rec.get("cluster")}
+    return _item(_need(rec, "question_id", where), first["content"], None, data)
+
+
 _GSM8K_URL = "https://raw.githubusercontent.com/openai/grade-school-math/3101c7d5072418e28b9008a6636bde82a006892c/grade_school_math/data/test.jsonl"
 _MBPP_URL = "https://raw.githubusercontent.com/google-research/google-research/master/mbpp/mbpp.jsonl"
 _MATH500_URL = "https://huggingface.co/datasets/HuggingFaceH4/MATH-500/resolve/main/test.jsonl"
@@ -171,11 +181,14 @@ BUILTINS: dict[str, BuiltinSpec] = {s.name: s for s in [
     BuiltinSpec("hotpotqa", ("hotpotqa_distractor_dev_200.jsonl",), _hotpotqa, "f1", P.HOTPOTQA, ("context",),
                 no_download_reason="No download: the official dev file is one 46 MB JSON array in another layout; convert it to "
                 "JSONL with fields id, question, answer, context ({title: [...], sentences: [[...]]}), supporting_facts"),
-    BuiltinSpec("mt-bench", ("mt_bench_questions_80.jsonl",), _open_ended("mt-bench"), "judge", P.OPEN_ENDED,
+    BuiltinSpec("mt-bench", ("mt_bench_questions_80.jsonl",), _open_ended("mt-bench"), "mt-bench", P.OPEN_ENDED,
                 download=(("mt_bench_questions_80.jsonl", f"{_FASTCHAT}/mt_bench/question.jsonl"),
                           ("mt_bench_reference_answers_gpt4.jsonl", f"{_FASTCHAT}/mt_bench/reference_answer/gpt-4.jsonl"))),
     BuiltinSpec("vicuna-bench", ("vicuna_bench_questions_80.jsonl",), _open_ended("vicuna"), "judge", P.OPEN_ENDED,
                 download=(("vicuna_bench_questions_80.jsonl", f"{_FASTCHAT}/vicuna_bench/question.jsonl"),)),
+    BuiltinSpec("arena-hard", ("arena_hard_v0.1_questions_500.jsonl",), _arena_hard, "arena-hard", P.OPEN_ENDED,
+                no_download_reason="Get question.jsonl and model_answer/gpt-4-0314.jsonl of data/arena-hard-v0.1 from "
+                "github.com/lmarena/arena-hard-auto (commit 3071ef95) and name them as above"),
     BuiltinSpec("starter", ("code_starter.jsonl",), _humaneval, "code", P.HUMANEVAL, ("entry_point",)),
 ]}
 
@@ -223,10 +236,39 @@ def build(spec: BuiltinSpec, records: Records, source: Path) -> Benchmark:
     from archon.evals.datasets import Benchmark
 
     items = [spec.convert(rec, f"{source}:{n}", n) for n, rec in records if spec.keep is None or spec.keep(rec)]
+    followup: Callable[[Item, list[str], str], Query | None] | None = None
     if spec.name == "mt-bench":
+        from archon.evals import mtbench
+
+        followup = mtbench.followup
         items = _with_mt_references(items, source.with_name(_MT_REFERENCE_FILE))
+    if spec.name == "arena-hard":
+        items = _with_baseline(items, source.with_name(_ARENA_BASELINE_FILE))
     _check_unique(items, source)
-    return Benchmark(spec.name, items, spec.scorer, spec.prompts.chat, spec.prompts.completion, spec.visible, spec.prompts.stop)
+    return Benchmark(spec.name, items, spec.scorer, spec.prompts.chat, spec.prompts.completion, spec.visible, spec.prompts.stop,
+                     followup=followup)
+
+
+# Arena-Hard v0.1 judges every answer against gpt-4-0314's answer to the same question.
+_ARENA_BASELINE_FILE = "arena_hard_v0.1_baseline_gpt-4-0314_500.jsonl"
+
+
+def _with_baseline(items: list[Item], path: Path) -> list[Item]:
+    """Each item with its baseline answer in data["baseline"] (hidden: only the judge sees it)."""
+    from dataclasses import replace
+
+    from archon.evals.datasets import read_jsonl
+
+    if not path.is_file():
+        raise SpecError(f"benchmark 'arena-hard': no baseline answers; put {path.name} beside {path.parent}/ "
+                        "arena_hard_v0.1_questions_500.jsonl (arena-hard-auto's model_answer/gpt-4-0314.jsonl).")
+    answers = {}
+    for n, rec in read_jsonl(path):
+        try:
+            answers[str(rec["question_id"])] = rec["choices"][0]["turns"][0]["content"]
+        except (KeyError, IndexError, TypeError):
+            raise SpecError(f"{path}:{n}: expected {{question_id, choices: [{{turns: [{{content}}]}}]}}.") from None
+    return [replace(it, data={**it.data, "baseline": answers[it.id]}) if it.id in answers else it for it in items]
 
 
 def _with_mt_references(items: list[Item], ref_file: Path) -> list[Item]:

@@ -137,7 +137,7 @@ async def aevaluate(
 async def _evaluate(spec: PipelineSpec, bench: Benchmark, concurrency: int, style: str, judge: PipelineSpec | None, db: Any,
                     backends: dict[str, Any] | None, runtime: Runtime | None, progress: Any) -> EvalReport:
     from archon.evals.runner import evaluate as run_items
-    from archon.evals.scorers import ScoreContext
+    from archon.evals.scorers import ScoreContext, get_scorer
     from archon.runner import CompiledPipeline
 
     run = None
@@ -149,7 +149,9 @@ async def _evaluate(spec: PipelineSpec, bench: Benchmark, concurrency: int, styl
     except StoreUnavailable:
         if run is None or not run.store_error:
             raise  # else already reported with the results
-    summary = summarize(run.results, pipeline=run.pipeline, benchmark=run.benchmark, scoring_visible=run.scoring_visible)
+    aggregate = getattr(get_scorer(bench.scorer), "aggregate", None)  # the benchmark's own figure (MT-Bench, Arena-Hard)
+    summary = summarize(run.results, pipeline=run.pipeline, benchmark=run.benchmark, scoring_visible=run.scoring_visible,
+                        official=aggregate(run.results) if aggregate else None)
     return EvalReport(**summary.to_dict(), eval_id=run.eval_id, ran=run.ran, wall_s=run.wall_s, store_error=run.store_error,
                       results=run.results)
 

@@ -24,6 +24,7 @@ __all__ = ["Benchmark", "Item", "benchmark_names", "load_benchmark", "prompt_fie
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -65,6 +66,9 @@ class Benchmark:
     # Solved examples put before the completion prompt as literal text. Never rendered: an example
     # holding "{input}" or "{choices}" reaches the model as written, whatever the item.
     fewshot: str = ""
+    # A multi-turn benchmark's next query, given the item, the pipeline's answers so far and the
+    # prompt style; None when the conversation is over (MT-Bench: ``archon.evals.mtbench.followup``).
+    followup: Callable[[Item, list[str], str], Query | None] | None = None
 
     def query(self, item: Item, style: Literal["chat", "completion"] = "chat") -> Query:
         """The query a pipeline gets for ``item``: the rendered prompt and only the visible data."""

@@ -4,7 +4,7 @@ paired comparison of two pipelines on the same items. Both are typed (``EvalSumm
 
 from __future__ import annotations
 
-__all__ = ["Comparison", "EvalSummary", "compare", "format_comparison", "format_summary", "interval", "optimism_warning",
+__all__ = ["Comparison", "EvalSummary", "compare", "format_comparison", "format_official", "format_summary", "interval", "optimism_warning",
            "summarize"]
 
 import math
@@ -77,6 +77,9 @@ class EvalSummary:
     failures: list[dict[str, Any]] = field(default_factory=list)  # the first 20: item_id, error
     scoring_visible: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # The benchmark's own figure when its scorer defines one (``scorer.aggregate``): MT-Bench's
+    # per-turn and overall ratings, Arena-Hard's win rate with its bootstrap interval.
+    official: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,8 +89,9 @@ class EvalSummary:
 
 
 def summarize(results: list[dict[str, Any]], *, pipeline: str = "", benchmark: str = "",
-              scoring_visible: list[str] | tuple[str, ...] = ()) -> EvalSummary:
-    """The summary of an evaluation's item results (``EvalRun.results``)."""
+              scoring_visible: list[str] | tuple[str, ...] = (), official: dict[str, Any] | None = None) -> EvalSummary:
+    """The summary of an evaluation's item results (``EvalRun.results``); ``official`` is the
+    benchmark's own aggregate of them, shown as it is."""
     ok = [r for r in results if r["status"] == "ok"]
     failed = [r for r in results if r["status"] != "ok"]
     values = [float(r["score"]) for r in ok]
@@ -122,6 +126,7 @@ def summarize(results: list[dict[str, Any]], *, pipeline: str = "", benchmark: s
         failures=[{"item_id": r["item_id"], "error": r.get("error")} for r in failed][:20],
         scoring_visible=list(scoring_visible),
         warnings=[w for w in [optimism_warning(scoring_visible)] if w],
+        official=official,
     )
 
 
@@ -186,10 +191,18 @@ def format_summary(summary: EvalSummary | dict[str, Any]) -> str:
         f"({_fmt(s['tokens_per_item'])} per item), calls {s['calls']} ({_fmt(s['calls_per_item'])} per item, {s['cached_calls']} cached)",
         f"  latency per item p50 {_fmt(s['latency_p50_ms'])} ms, p95 {_fmt(s['latency_p95_ms'])} ms",
     ]
+    if s.get("official"):
+        lines.append("  " + format_official(s["official"]))
     lines += [f"  warning: {w}" for w in s.get("warnings", [])]
     for f in s["failures"][:5]:
         lines.append(f"  failed {f['item_id']}: {(f['error'] or '')[:160]}")
     return "\n".join(lines)
+
+
+def format_official(official: dict[str, Any]) -> str:
+    """One line: the aggregate's name, then its figures (lists and nested values as written)."""
+    figures = ", ".join(f"{k} {v}" for k, v in official.items() if k != "name")
+    return f"{official.get('name', 'official')}: {figures}"
 
 
 def format_comparison(comparison: Comparison | dict[str, Any], a: str, b: str) -> str:

@@ -9,12 +9,13 @@ import asyncio
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from archon.exceptions import ArchonError, StoreUnavailable, UserError
 from archon.runner import CompiledPipeline
 from archon.spec import PipelineSpec
+from archon.types import Query
 from stores.evals import EvalResult
 
 if TYPE_CHECKING:
@@ -119,23 +120,34 @@ async def evaluate(
 
 
 async def _run_item(compiled, benchmark, item, style, runtime, scorer, ctx, key, trial) -> EvalResult:
-    query = benchmark.query(item, style)
+    query: Query | None = benchmark.query(item, style)
     start = time.perf_counter()
+    runs = []
     try:
-        res = await compiled.run(query, runtime, trial=trial)
+        while query is not None:  # one turn, or each turn of a multi-turn item with the answers so far
+            runs.append(await compiled.run(query, runtime, trial=trial))
+            query = benchmark.followup(item, [r.output for r in runs], style) if benchmark.followup else None
     except ArchonError as exc:
         return EvalResult(eval_id=key, item_id=item.id, status="failed", error=str(exc),
                           latency_ms=(time.perf_counter() - start) * 1000)
     latency = (time.perf_counter() - start) * 1000
+    res = runs[-1]
+    output = res.output
+    if len(runs) > 1:  # the scorer reads every turn's answer in data["answers"]; the row keeps them all
+        answers = [r.output for r in runs]
+        item, output = replace(item, data={**item.data, "answers": answers}), json.dumps(answers)
     try:
         score = await scorer(res.output, item, ctx)
     except Exception as exc:  # a scorer bug must not sink the evaluation: the item fails, visibly
         return EvalResult(eval_id=key, item_id=item.id, status="failed", error=f"scorer failed: {type(exc).__name__}: {exc}",
-                          run_id=res.run_id, output=res.output, latency_ms=latency)
+                          run_id=res.run_id, output=output, latency_ms=latency)
+    costs = [r.cost_usd for r in runs]
+    usage = sum((r.usage for r in runs[1:]), runs[0].usage)
     return EvalResult(
-        eval_id=key, item_id=item.id, status="ok", score=float(score.value), raw=score.raw, output=res.output,
-        run_id=res.run_id, latency_ms=latency, prompt_tokens=res.usage.prompt_tokens,
-        completion_tokens=res.usage.completion_tokens, cost_usd=res.cost_usd, calls=res.calls, cached_calls=res.cached_calls,
+        eval_id=key, item_id=item.id, status="ok", score=float(score.value), raw=score.raw, output=output,
+        run_id=res.run_id, latency_ms=latency, prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+        cost_usd=None if any(c is None for c in costs) else sum(c for c in costs if c is not None),
+        calls=sum(r.calls for r in runs), cached_calls=sum(r.cached_calls for r in runs),
     )
 
 

@@ -385,4 +385,6 @@ def _adapt(fn: Callable[..., Any], name: str) -> Scorer:
         raise TypeError(f"scorer '{name}' returned {type(result).__name__}; return a Score, a number in [0, 1] or a bool")
 
     scorer.needs_judge = getattr(fn, "needs_judge", False)  # type: ignore[attr-defined]
+    if hasattr(fn, "aggregate"):  # the benchmark's official figure over all items (MT-Bench, Arena-Hard)
+        scorer.aggregate = fn.aggregate  # type: ignore[attr-defined]
     return scorer

@@ -20,7 +20,8 @@ EXPECTED = {  # name: (items in the shared subset, scorer, first id, first refer
     "arc": (78, "choice", "mixeval-mc-14", "C"),
     "commonsenseqa": (150, "choice", "mixeval-mc-21", "D"),
     "hotpotqa": (200, "f1", "5a8ce55f554299441c6b9f62", "Tulsa"),
-    "mt-bench": (80, "judge", "mt-bench/81", None),
+    "mt-bench": (80, "mt-bench", "mt-bench/81", None),
+    "arena-hard": (500, "arena-hard", "328c149ed45a41c0b9d6f14659e63599", None),
     "vicuna-bench": (80, "judge", "vicuna/1", None),
 }
 

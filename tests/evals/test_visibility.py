@@ -96,7 +96,9 @@ async def _eval_spy(bench: Benchmark, db: str, style: str) -> None:
     rt = Runtime(store=db)
     try:
         # A cheap scorer: the point is what the pipeline sees, not how code or a judge would grade it.
-        await evaluate(parse_pipeline(SPY_PIPELINE, check_backends=False), replace(bench, scorer="exact"), rt,
+        # First turns only: a later MT-Bench turn shows its own (hidden until then) question by design;
+        # tests/evals/test_mtbench.py checks what it holds.
+        await evaluate(parse_pipeline(SPY_PIPELINE, check_backends=False), replace(bench, scorer="exact", followup=None), rt,
                        concurrency=16, style=style)
     finally:
         await rt.aclose()

@@ -34,6 +34,12 @@ def canon(text):
     return [line.rstrip() for line in text.rstrip().split("\n")] if text.strip() else []
 
 
+# The program runs as __main__ of a fresh `python -S` interpreter; without the site module there is
+# no exit() or quit(), which contest solutions call, so they are given sys.exit's behaviour.
+BOOT = ("import builtins, sys\nbuiltins.exit = builtins.quit = sys.exit\np = sys.argv[1]\nsys.argv = sys.argv[1:]\n"
+        "exec(compile(open(p, encoding='utf-8').read(), p, 'exec'), {'__name__': '__main__', '__file__': p, '__builtins__': builtins})\n")
+
+
 def run_one(path, stdin, seconds):
     """(status, stdout, why) of the program on ``stdin``; status is ok | timeout | error. Its output
     goes to files (bounded by the sandbox's file size limit), never into this process's memory."""
@@ -41,7 +47,7 @@ def run_one(path, stdin, seconds):
     out_path, err_path = os.path.join(work, ".stdout"), os.path.join(work, ".stderr")
     try:
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
-            proc = subprocess.Popen([sys.executable, "-S", "-B", path], stdin=subprocess.PIPE, stdout=out, stderr=err,
+            proc = subprocess.Popen([sys.executable, "-S", "-B", "-c", BOOT, path], stdin=subprocess.PIPE, stdout=out, stderr=err,
                                     cwd=work, close_fds=True, start_new_session=True)
             try:
                 proc.communicate(stdin.encode("utf-8"), timeout=seconds)

@@ -137,3 +137,13 @@ def test_public_names():
 
     for mod in (cc, st):
         assert all(getattr(mod, name) is not None for name in mod.__all__)
+
+
+async def test_contest_idioms_work():
+    """exit() and quit() (absent from a `python -S` interpreter), sys.stdin reads, __name__ guards."""
+    progs = ["a, b = map(int, input().split())\nprint(a + b)\nexit()\nprint('never')",
+             "import sys\ndef main():\n    a, b = map(int, sys.stdin.read().split())\n    print(a + b)\n    quit(0)\n"
+             "if __name__ == '__main__':\n    main()\n"]
+    for prog in progs:
+        assert (await run_stdio_tests(prog, stdio_tests(TESTS)))["status"] == "passed", prog
+    assert (await run_stdio_tests("exit(2)", stdio_tests(TESTS[:1])))["error"].startswith("test 1: exit code 2")

@@ -147,3 +147,29 @@ async def test_contest_idioms_work():
     for prog in progs:
         assert (await run_stdio_tests(prog, stdio_tests(TESTS)))["status"] == "passed", prog
     assert (await run_stdio_tests("exit(2)", stdio_tests(TESTS[:1])))["error"].startswith("test 1: exit code 2")
+
+
+def test_eval_selects_by_public_tests_and_scores_on_hidden_ones(data_dir, tmp_path):
+    """archon.evaluate end to end: two drafts per problem (a wrong program and the reference),
+    unit_test keeps the one passing the public tests, and the hidden tests score it."""
+    import archon
+    from dataclasses import replace
+
+    bench = load_benchmark("codecontests")
+    bench = replace(bench, items=[it for it in bench.items if it.data["public_tests"]][:3])
+    by_text = {it.input: it.data["reference_solution"] for it in bench.items}
+
+    def draft(req, k):
+        ref = next(code for text, code in by_text.items() if text in req.prompt_text())
+        return ["```python\nprint(0)\n```", f"```python\n{ref}\n```"][k]
+
+    def pipeline(select: bool) -> Pipeline:
+        p = Pipeline("cc-select" if select else "cc-first")
+        p.add("draft", "generate", model="fake/m", samples=2)
+        if select:
+            p.add("best", "unit_test", inputs="draft", tests="item", top_k=1)
+        return p
+
+    kw = {"backends": {"fake": FunctionBackend(draft)}, "db": f"sqlite:///{tmp_path / 'e.db'}"}
+    assert archon.evaluate(pipeline(True), bench, **kw).score == 1.0
+    assert archon.evaluate(pipeline(False), bench, **kw).score == 0.0  # the first draft, unselected

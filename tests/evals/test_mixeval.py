@@ -137,3 +137,21 @@ def test_public_names():
 
     for mod in (me, MP):
         assert all(getattr(mod, name) is not None for name in mod.__all__)
+
+
+def test_eval_with_and_without_the_judge(data_dir, tmp_path):
+    import archon
+
+    def reply(req, k):
+        return "The correctness score: [[0.5]]" if req.model == "judge" else "So the answer is 367."
+
+    p = Pipeline("answer")
+    p.add("a", "generate", model="fake/m")
+    j = Pipeline("mixeval-judge")
+    j.add("verdict", "generate", model="fake/judge", system=MP.FREEFORM_JUDGE_SYSTEM)
+    kw = {"limit": 3, "backends": {"fake": FunctionBackend(reply)}, "db": f"sqlite:///{tmp_path / 'e.db'}"}
+    assert archon.evaluate(p, "mixeval-hard", judge=j, **kw).score == pytest.approx(0.5)
+    # Another store: results are resumed by pipeline and benchmark, and the judge is not part of that key.
+    kw["db"] = f"sqlite:///{tmp_path / 'rule.db'}"
+    rule = archon.evaluate(p, "mixeval-hard", **kw)  # items 0-2: only the first one's answer is 367
+    assert rule.score == pytest.approx(1 / 3) and rule.n == 3

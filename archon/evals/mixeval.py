@@ -175,16 +175,17 @@ async def score_mixeval_freeform(output: str, item: Item, ctx: ScoreContext) -> 
     from archon.evals.scorers import Score
 
     targets = [str(t) for t in item.reference] if isinstance(item.reference, list) else [str(item.reference or "")]
+    src = {"benchmark": item.data.get("benchmark_name")}  # MixEval also reports the mean per source benchmark
     if ctx.judge is None or ctx.runtime is None:
         ok = rule_freeform_correct(output, targets)
-        return Score(float(ok), raw={"parser": "rule"}, detail=None if ok else "rule parser: no golden answer in the response")
+        return Score(float(ok), raw={"parser": "rule", **src}, detail=None if ok else "rule parser: no golden answer in the response")
     gold = "; ".join(f"<answer {i + 1}> {t}" for i, t in enumerate(targets))
     question = str(item.data.get("prompt", item.input))
     reply = await _ask(ctx, render(MP.FREEFORM_JUDGE, prompt=question, gold_ans=gold, response=output), f"{item.id}#mixeval-judge")
     value = score_from_judge(reply)
     if value is None:
-        return Score(0.0, raw={"parser": "model"}, detail=f"the judge gave no score like '[[0.5]]' in [0, 1]: {reply.strip()[:200]!r}")
-    return Score(value, raw={"parser": "model", "judge_score": value})
+        return Score(0.0, raw={"parser": "model", **src}, detail=f"the judge gave no score like '[[0.5]]' in [0, 1]: {reply.strip()[:200]!r}")
+    return Score(value, raw={"parser": "model", "judge_score": value, **src})
 
 
 async def score_mixeval_choice(output: str, item: Item, ctx: ScoreContext) -> Score:
@@ -192,6 +193,7 @@ async def score_mixeval_choice(output: str, item: Item, ctx: ScoreContext) -> Sc
 
     options = [str(o) for o in item.data.get("choices") or []]
     gold = str(item.reference or "").strip().upper()
+    src = {"benchmark": item.data.get("benchmark_name")}
     if ctx.judge is None or ctx.runtime is None:
         parser, got = "rule", rule_choice(output, options)
     else:
@@ -199,5 +201,5 @@ async def score_mixeval_choice(output: str, item: Item, ctx: ScoreContext) -> Sc
         prompt = render(MP.CHOICE_JUDGE, prompt=question, options=MP.options_text(options), response=output)
         parser, got = "model", choice_from_judge(await _ask(ctx, prompt, f"{item.id}#mixeval-judge"), options)
     if got is None:
-        return Score(0.0, raw={"parser": parser}, detail=f"{parser} parser: no option letter found")
-    return Score(1.0 if got == gold else 0.0, raw={"parser": parser, "choice": got})
+        return Score(0.0, raw={"parser": parser, **src}, detail=f"{parser} parser: no option letter found")
+    return Score(1.0 if got == gold else 0.0, raw={"parser": parser, "choice": got, **src})

@@ -78,7 +78,7 @@ async def test_freeform_with_the_judge(data_dir):
     it = item_of("mixeval", "mixeval-ff-2")
     ctx, seen = judge("The model names vitamin B1, one of the golden answers. The correctness score: [[1.0]].")
     score = await get_scorer("mixeval_freeform")("Vitamin B1 (thiamine).", it, ctx)
-    assert score.value == 1.0 and score.raw == {"parser": "model", "judge_score": 1.0}
+    assert score.value == 1.0 and score.raw == {"parser": "model", "judge_score": 1.0, "benchmark": "TriviaQA"}
     prompt = seen[0]
     assert "Question: Deficiency in which vitamin causes Beri-Beri?\nGolden Answer(s): <answer 1> B 1; <answer 2> B-1;" in prompt
     assert prompt.endswith("Model's Answer: Vitamin B1 (thiamine).\nYour Judgment: \n")
@@ -103,7 +103,7 @@ async def test_freeform_rule_fallback_without_a_judge(data_dir):
     assert not getattr(scorer, "needs_judge", False)
     assert (await scorer("So the answer is 367.", it, ScoreContext())).value == 1.0
     wrong = await scorer("So the answer is 366.", it, ScoreContext())
-    assert wrong.value == 0.0 and wrong.raw == {"parser": "rule"}
+    assert wrong.value == 0.0 and wrong.raw == {"parser": "rule", "benchmark": "DROP"}
 
 
 async def test_multiple_choice_rule_and_judge(data_dir):
@@ -112,7 +112,7 @@ async def test_multiple_choice_rule_and_judge(data_dir):
     assert [(await scorer(o, it, ScoreContext())).value for o in ("B", "B.", "(B) contractionary", "A", "")] == [1, 1, 1, 0, 0]
     ctx, seen = judge("The model picks contractionary policy. The option chosen by the model: [[B]].")
     score = await scorer("Contractionary monetary policy raises rates.", it, ctx)
-    assert score.value == 1.0 and score.raw == {"parser": "model", "choice": "B"}
+    assert score.value == 1.0 and score.raw == {"parser": "model", "choice": "B", "benchmark": "MMLU"}
     assert "Options: \nA. expansionary monetary policy.\nB. contractionary monetary policy." in seen[0]
 
 

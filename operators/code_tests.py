@@ -6,6 +6,7 @@ A test is a small dict, so it travels through candidates' ``meta`` and into the 
     {"kind": "assert",  "code": "assert add(1, 2) == 3"}
     {"kind": "check",   "code": "def check(candidate): ...", "entry_point": "add"}   # HumanEval
     {"kind": "doctest", "source": "add(1, 2)", "want": "3"}
+    {"kind": "stdio",   "input": "1 2\n", "output": "3"}                          # whole programs: operators/stdio_tests.py
 """
 
 from __future__ import annotations
@@ -89,13 +90,18 @@ def doctest_tests(prompt: str, entry_point: str | None = None) -> list[dict[str,
 
 
 def item_tests(query: Query) -> list[dict[str, Any]]:
-    """Tests a benchmark item brings: ``test_list`` / ``tests`` (assert lines) or HumanEval's
-    ``test`` (a ``check(candidate)`` function) with ``entry_point``."""
+    """Tests a benchmark item brings: ``test_list`` / ``tests`` (assert lines), ``public_tests``
+    (stdin/stdout pairs, CodeContests) or HumanEval's ``test`` (a ``check(candidate)`` function)
+    with ``entry_point``."""
+    from operators.stdio_tests import stdio_tests
+
     data = query.data
     for key in ("tests", "test_list"):
         given = data.get(key)
         if isinstance(given, list) and given and all(isinstance(t, str) for t in given):
             return [{"kind": "assert", "code": t} for t in given]
+    if io := stdio_tests(data.get("public_tests")):
+        return io
     test, ep = data.get("test"), data.get("entry_point")
     if isinstance(test, str) and "def check" in test and ep:
         return [{"kind": "check", "code": test, "entry_point": ep}]
@@ -103,7 +109,7 @@ def item_tests(query: Query) -> list[dict[str, Any]]:
 
 
 # The query.data fields item_tests reads, in its order of preference ('test' goes with 'entry_point').
-_ITEM_TEST_FIELDS = ("tests", "test_list", "test")
+_ITEM_TEST_FIELDS = ("tests", "test_list", "public_tests", "test")
 
 
 def item_test_field(data: dict[str, Any]) -> str | None:

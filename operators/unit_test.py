@@ -22,8 +22,9 @@ from pydantic import Field, model_validator
 from archon.exceptions import RunFailed
 from archon.types import Candidate, Query
 from operators.base import ModelCallConfig, Operator, build_request, render
-from operators.code_tests import (build_program, doctest_tests, entry_point_of, example_inputs, item_test_field, item_tests,
-                                  run_tests)
+from operators.code_tests import (build_program, doctest_tests, entry_point_of, example_inputs, extract_code, item_test_field,
+                                  item_tests, run_tests)
+from operators.stdio_tests import run_stdio_tests
 
 CODE_TESTS_PROMPT = """Write {n} Python assert statements that check a correct solution to the task below. Cover normal cases and edge cases. Output only the assert statements, one per line, nothing else.
 
@@ -165,6 +166,9 @@ class UnitTest(Operator[UnitTestConfig]):
                 raise RunFailed(f"node '{self.node_id}': the natural-language checks from its inputs need a model to "
                                 "judge each candidate against them: set 'model' on this unit_test node")
             results = await asyncio.gather(*(self._judge(c, tests, query, ctx, cfg.model) for c in cands))
+        elif tests[0]["kind"] == "stdio":  # whole programs on stdin/stdout (CodeContests' public tests)
+            results = await asyncio.gather(*(run_stdio_tests(extract_code(c.text), tests, timeout=cfg.timeout / len(tests))
+                                             for c in cands))
         else:
             ep = entry_point_of(query)
             results = await asyncio.gather(*(run_tests(build_program(c.text, query), tests, prompt=query.text, entry_point=ep,

@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from archon.evals import prompts as P
+from archon.evals.codecontests import CODECONTESTS, codecontests_item
+from archon.evals.mixeval import MIXEVAL_CHOICE, MIXEVAL_FREEFORM, mixeval_choice_item, mixeval_freeform_item
 from archon.exceptions import SpecError
 
 if TYPE_CHECKING:
@@ -162,6 +164,8 @@ _MATH500_URL = "https://huggingface.co/datasets/HuggingFaceH4/MATH-500/resolve/m
 _FASTCHAT = "https://raw.githubusercontent.com/lm-sys/FastChat/0e6d3e4beaab66f4d3f93db72541a4abab8af28d/fastchat/llm_judge/data"
 _MIXEVAL = ("its items are a de-duplicated sample of MixEval's (2024-06-01) multiple-choice compilation, which has "
             "no stable single-file download of this shape (fields: id, question, choices, answer_letter)")
+_MIXEVAL_SUBSET = ("MixEval's 2024-06-01 files (github.com/Psycoy/MixEval, mix_eval/data) are JSON objects keyed by id; give "
+                   "them as JSONL with MixEval's fields (prompt, context, target, benchmark_name, and options for multiple choice)")
 
 BUILTINS: dict[str, BuiltinSpec] = {s.name: s for s in [
     BuiltinSpec("gsm8k", ("gsm8k_test_200.jsonl", "gsm8k_test.jsonl"), _gsm8k, "number", P.GSM8K,
@@ -190,6 +194,15 @@ BUILTINS: dict[str, BuiltinSpec] = {s.name: s for s in [
                 no_download_reason="Get question.jsonl and model_answer/gpt-4-0314.jsonl of data/arena-hard-v0.1 from "
                 "github.com/lmarena/arena-hard-auto (commit 3071ef95) and name them as above"),
     BuiltinSpec("starter", ("code_starter.jsonl",), _humaneval, "code", P.HUMANEVAL, ("entry_point",)),
+    BuiltinSpec("codecontests", ("codecontests_subset.jsonl",), codecontests_item, "stdio", CODECONTESTS, ("public_tests",),
+                no_download_reason="No download: the subset is 60 CodeContests train problems with their tests split into "
+                "public and private (see its NOTICE); any JSONL of that shape works as a file benchmark"),
+    BuiltinSpec("mixeval", ("mixeval_freeform_200.jsonl",), mixeval_freeform_item, "mixeval_freeform", MIXEVAL_FREEFORM,
+                no_download_reason=f"No download: {_MIXEVAL_SUBSET}"),
+    BuiltinSpec("mixeval-hard", ("mixeval_hard_freeform_196.jsonl",), mixeval_freeform_item, "mixeval_freeform", MIXEVAL_FREEFORM,
+                no_download_reason=f"No download: {_MIXEVAL_SUBSET}"),
+    BuiltinSpec("mixeval-hard-mc", ("mixeval_hard_mc_140.jsonl",), mixeval_choice_item, "mixeval_choice", MIXEVAL_CHOICE, ("choices",),
+                no_download_reason=f"No download: {_MIXEVAL_SUBSET}"),
 ]}
 
 # MT-Bench grades math, reasoning and coding answers against GPT-4's reference answers (FastChat's rule).
@@ -202,13 +215,18 @@ def for_file(filename: str) -> BuiltinSpec | None:
 
 
 def for_shape(rec: dict[str, Any]) -> BuiltinSpec | None:
-    """A built-in whose record shape this is (a HumanEval-, MBPP- or multiple-choice-shaped file)."""
+    """A built-in whose record shape this is (a HumanEval-, MBPP-, multiple-choice-, CodeContests- or
+    MixEval-shaped file)."""
     if {"prompt", "test", "entry_point"} <= rec.keys():
         return BUILTINS["humaneval"]
     if {"text", "test_list"} <= rec.keys():
         return BUILTINS["mbpp"]
     if "question" in rec and isinstance(rec.get("choices"), list):
         return BUILTINS["mmlu"]
+    if {"description", "private_or_generated_tests"} <= rec.keys():
+        return BUILTINS["codecontests"]
+    if {"prompt", "target", "problem_type"} <= rec.keys():  # MixEval's records
+        return BUILTINS["mixeval-hard-mc" if "options" in rec else "mixeval"]
     return None
 
 

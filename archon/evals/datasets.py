@@ -86,9 +86,11 @@ class Benchmark:
 
     @cached_property
     def scoring_fields(self) -> tuple[str, ...]:
-        """The ``item.data`` fields the scorer grades by. Only the ``code`` scorer reads any (the tests,
-        see ``operators.code_tests.item_test_field``); the others compare with ``Item.reference``,
-        which is never in data. A custom scorer's reads are unknown, so it names none."""
+        """The ``item.data`` fields the scorer grades by. The ``code`` and ``stdio`` scorers read tests
+        (see ``operators.code_tests.item_test_field``; CodeContests' ``private_tests``); the others
+        compare with ``Item.reference``, which is never in data. A custom scorer's reads are unknown, so it names none."""
+        if self.scorer == "stdio":  # CodeContests: the hidden stdin/stdout tests (archon/evals/codecontests.py)
+            return ("private_tests",) if any("private_tests" in it.data for it in self.items) else ()
         if self.scorer != "code":
             return ()
         from operators.code_tests import item_test_field

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("archon", "operators", "backends", "stores", "search")
 # Files that are read or run, never imported: the sandbox's launcher and test harness (run as
 # scripts inside the sandbox), the CLI entry (``python -m archon``), and Alembic's scripts.
-SCRIPTS = ("archon._sandbox_launcher", "operators._test_harness", "archon.__main__", "stores.migrations.")
+SCRIPTS = ("archon._sandbox_launcher", "operators._test_harness", "operators._stdio_harness", "archon.__main__", "stores.migrations.")
 
 
 def modules() -> list[str]:

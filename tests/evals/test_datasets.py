@@ -23,6 +23,10 @@ EXPECTED = {  # name: (items in the shared subset, scorer, first id, first refer
     "mt-bench": (80, "mt-bench", "mt-bench/81", None),
     "arena-hard": (500, "arena-hard", "328c149ed45a41c0b9d6f14659e63599", None),
     "vicuna-bench": (80, "judge", "vicuna/1", None),
+    "codecontests": (60, "stdio", "codecontests-train-110_e_lucky_tree", None),
+    "mixeval": (200, "mixeval_freeform", "mixeval-ff-2", ["B 1", "B-1", "B-1 (disambiguation)", "B.1", "B1 (disambiguation)", "B1"]),
+    "mixeval-hard": (196, "mixeval_freeform", "mixeval-hard-ff-0", ["367", "367"]),
+    "mixeval-hard-mc": (140, "mixeval_choice", "mixeval-hard-mc-0", "B"),
 }
 
 

@@ -19,16 +19,17 @@ tests/archon/test_import_archon_calls.py):
 - ``critic``: one call reviewing all candidates (``critique``, ``per: all``); candidates pass on.
 - ``ranker``: one call (Archon forces ``samples`` to 1); keeps ``top_k``.
 - ``verifier``: per candidate, two calls (reasoning, then a verdict reading it): ``verify`` with
-  ``steps: 2``. ``first_k`` stops once that many passed (Archon checks one candidate at a time,
-  ``verify`` a wave of ``batch`` at a time).
+  ``steps: 2``. ``first_k`` stops once that many passed: Archon checks one candidate at a time, so
+  the import sets ``batch: 1`` (raise it to check several at once, at the cost of wasted calls).
 - ``unit_test_generator``: one call writing ``unit_test_cap`` checks (``write_tests``, style nl). The
   tests travel forward in Archon's state to the next ``unit_test_evaluator``, however many layers
   later, so that evaluator reads the write_tests node directly. Archon also appends them to the
   query ("Your response should pass the following unit tests: ..."), so the generators of the
   layer after it read them too (later fusers and critics see the bare query here).
-- ``unit_test_evaluator``: one judge call per candidate (``unit_test``, style nl); ``first_k`` (or the
-  legacy ``first_pass`` = ``first_k: 1``) keeps that many, best first, where Archon stops judging at
-  the first_k-th candidate passing every test.
+- ``unit_test_evaluator``: one judge call per candidate (``unit_test``, style nl), one candidate at a
+  time; with ``first_k`` (or the legacy ``first_pass`` = ``first_k: 1``) judging stops at the
+  first_k-th candidate passing every test and those are kept (``first_k``, ``batch: 1``); when fewer
+  pass, every candidate is kept best first (cut to ``top_k``).
 
 Layer forms: a list of components; the old ``{"branches": N, "models": [...]}``, where N branches run
 the layer N times side by side and their candidates join (N x the samples of each generator and
@@ -299,17 +300,18 @@ def _node(kind: str, group: list[dict[str, Any]], refs: list[str], branches: int
         return {"op": "rank", "model": model, "top_k": comp.get("top_k", 5), **base}
     if kind == "verifier":
         out = {"op": "verify", "model": model, "steps": 2, **base}
-        if comp.get("first_k"):
-            out["first_k"] = comp["first_k"]
+        if comp.get("first_k"):  # Archon verifies one candidate at a time, stopping at the first_k-th verified
+            out.update(first_k=comp["first_k"], batch=1)
         return out
     if kind == "unit_test_generator":
         return {"op": "write_tests", "model": model, "style": "nl", "num_tests": comp.get("unit_test_cap") or 5, **base}
     # unit_test_evaluator: LLM-judged natural-language tests, best first
     out = {"op": "unit_test", "model": model, "style": "nl", "tests": "inputs", **base}
     first_k = comp.get("first_k") or (1 if comp.get("first_pass") else None)
-    top_k = first_k or comp.get("top_k")
-    if top_k:
-        out["top_k"] = top_k
+    if first_k:  # one candidate at a time, stopping at the first_k-th passing every test, as Archon's evaluator
+        out.update(first_k=first_k, batch=1)
+    if comp.get("top_k"):
+        out["top_k"] = comp["top_k"]
     return out
 
 

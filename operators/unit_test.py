@@ -116,6 +116,12 @@ class UnitTestConfig(ModelCallConfig):
     model: str | None = Field(default=None, description="'<backend>/<model>' that writes tests (tests: model/auto) or judges nl checks.")
     num_tests: int = Field(default=5, ge=1, le=50, description="Tests to write when the model writes them.")
     top_k: int | None = Field(default=None, ge=1, description="Keep this many best candidates; default all, best first.")
+    first_k: int | None = Field(
+        default=None, ge=1, description="Stop once this many candidates pass every test (checked in input order, 'batch' at "
+        "a time) and keep just those; when fewer pass, all are kept best first (the original Archon's evaluator).",
+    )
+    batch: int = Field(default=4, ge=1, description="With first_k: candidates checked concurrently per wave (the most "
+                       "wasted checks; 1 checks one at a time, as Archon does).")
     timeout: float = Field(default=10.0, gt=0, le=300, description="Seconds of sandbox time per candidate.")
     temperature: float = Field(default=0.0, ge=0, le=2, description="Sampling temperature of the test writer / judge.")
 
@@ -131,10 +137,11 @@ class UnitTestConfig(ModelCallConfig):
 
 class UnitTest(Operator[UnitTestConfig]):
     """Scores every candidate by the share of tests it passes; all-pass candidates first, then by
-    score (ties keep input order); ``top_k`` kept.
+    score (ties keep input order); ``top_k`` kept. With ``first_k``, candidates are checked in input
+    order, ``batch`` at a time, and checking stops once ``first_k`` pass every test: those are kept.
 
     Cost: code tests: no model call (sandbox runs, bounded in parallel), plus one call when the
-    model writes the tests; nl checks: one judge call per candidate. Fallback: with no test
+    model writes the tests; nl checks: one judge call per candidate checked. Fallback: with no test
     available, candidates pass through unscored with a note; a judge reply that cannot be read
     scores that candidate 0 with a note. Every scored candidate also notes where its tests came from
     (source, count, and for ``item`` the query.data field), so selection by an item's tests is never silent.
@@ -150,7 +157,8 @@ class UnitTest(Operator[UnitTestConfig]):
         # nl checks come from the model (style 'nl') or from a write_tests input of style 'nl',
         # whatever this node's own style; judging them needs the model.
         judges = fan_in if cfg.model is not None and (cfg.style == "nl" or cfg.tests in ("inputs", "auto")) else 0
-        return writes + judges, fan_in if cfg.top_k is None else min(fan_in, cfg.top_k)
+        kept = fan_in if cfg.top_k is None else min(fan_in, cfg.top_k)
+        return writes + judges, kept if cfg.first_k is None else max(kept, min(fan_in, cfg.first_k))
 
     async def __call__(self, inputs: list[Candidate], query: Query, ctx) -> list[Candidate]:
         cfg = self.config
@@ -161,28 +169,34 @@ class UnitTest(Operator[UnitTestConfig]):
             note = "unit_test fallback: no tests found (none given, none in the item or prompt); candidates unscored"
             return [c.noted(note) for c in cands][: cfg.top_k]
         used = _used_note(source, tests, query)
-        if tests[0]["kind"] == "nl":
-            if cfg.model is None:  # nl checks from an input pass the config check without a model to judge them
-                raise RunFailed(f"node '{self.node_id}': the natural-language checks from its inputs need a model to "
-                                "judge each candidate against them: set 'model' on this unit_test node")
-            results = await asyncio.gather(*(self._judge(c, tests, query, ctx, cfg.model) for c in cands))
-        elif tests[0]["kind"] == "stdio":  # whole programs on stdin/stdout (CodeContests' public tests)
-            results = await asyncio.gather(*(run_stdio_tests(extract_code(c.text), tests, timeout=cfg.timeout / len(tests))
-                                             for c in cands))
-        else:
-            ep = entry_point_of(query)
-            results = await asyncio.gather(*(run_tests(build_program(c.text, query), tests, prompt=query.text, entry_point=ep,
-                                                       timeout=cfg.timeout) for c in cands))
-        scored, scores = [], []
-        for c, r in zip(cands, results):
-            score = r["passed"] / r["total"] if r["total"] else 0.0
-            scores.append(score)
-            c = c.evolve(score=score, meta={**c.meta, "tests": {**{k: r[k] for k in ("passed", "total", "status")}, "source": source}})
-            if r.get("note"):
-                c = c.noted(r["note"])
-            scored.append(c.noted(used))
-        order = sorted(range(len(scored)), key=lambda i: (scores[i] < 1.0, -scores[i], i))
+        if tests[0]["kind"] == "nl" and cfg.model is None:  # nl checks from an input pass the config check without a judge
+            raise RunFailed(f"node '{self.node_id}': the natural-language checks from its inputs need a model to "
+                            "judge each candidate against them: set 'model' on this unit_test node")
+        size = cfg.batch if cfg.first_k is not None else max(len(cands), 1)  # without first_k: all at once
+        scored: list[Candidate] = []
+        for start in range(0, len(cands), size):
+            wave = cands[start : start + size]
+            results = await asyncio.gather(*(self._check(c, tests, query, ctx) for c in wave))
+            for c, r in zip(wave, results):
+                c = c.evolve(score=r["passed"] / r["total"] if r["total"] else 0.0,
+                             meta={**c.meta, "tests": {**{k: r[k] for k in ("passed", "total", "status")}, "source": source}})
+                scored.append((c.noted(r["note"]) if r.get("note") else c).noted(used))
+            passing = [c for c in scored if c.score == 1.0]
+            if cfg.first_k is not None and len(passing) >= cfg.first_k:
+                return passing[: cfg.first_k]  # Archon's evaluator returns the first k that pass, in order
+        order = sorted(range(len(scored)), key=lambda i: (scored[i].score != 1.0, -(scored[i].score or 0.0), i))
         return [scored[i] for i in order][: cfg.top_k]
+
+    async def _check(self, cand: Candidate, tests: list[dict[str, Any]], query: Query, ctx) -> dict[str, Any]:
+        """One candidate against the tests: an LLM judge (nl), whole programs (stdio), or asserts in the sandbox."""
+        cfg = self.config
+        if tests[0]["kind"] == "nl":
+            assert cfg.model is not None
+            return await self._judge(cand, tests, query, ctx, cfg.model)
+        if tests[0]["kind"] == "stdio":  # whole programs on stdin/stdout (CodeContests' public tests)
+            return await run_stdio_tests(extract_code(cand.text), tests, timeout=cfg.timeout / len(tests))
+        return await run_tests(build_program(cand.text, query), tests, prompt=query.text, entry_point=entry_point_of(query),
+                               timeout=cfg.timeout)
 
     async def _tests(self, test_nodes: list[Candidate], query: Query, ctx) -> tuple[list[dict[str, Any]], str]:
         cfg = self.config

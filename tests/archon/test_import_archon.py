@@ -141,7 +141,7 @@ def test_archon_semantics_map_to_nodes():
     assert "as long as the longest response" in fusers[0].config.prompt and "longest" not in fusers[1].config.prompt
     assert nodes["l4_verifier"].config.steps == 2
     ev = nodes["l5_unit_test_evaluator"]
-    assert ev.config.top_k == 1 and ev.inputs == ("l4_verifier", "l1_unit_test_generator")  # first_pass = first_k 1
+    assert ev.config.first_k == 1 and ev.config.batch == 1 and ev.config.top_k is None and ev.inputs == ("l4_verifier", "l1_unit_test_generator")  # first_pass = first_k 1
     text = "\n".join(notes)
     assert "layer 1 is one component" in text and "'length_contorl' (misspelt) is ignored" in text and "'batch_num' is ignored" in text
 

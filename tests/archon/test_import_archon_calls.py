@@ -10,9 +10,12 @@ each component's ``run``), with ``c`` the candidates arriving at a layer:
 - fuser: ``samples`` completions per fuser, each reading all ``c``; N fusers give N x samples.
 - critic: 1 call for all ``c``; the candidates pass on.
 - ranker: 1 call (Archon forces samples = 1); keeps ``min(c, top_k)``.
-- verifier: 2 calls per candidate (reasoning, then verdict); all verified here, so ``c`` passes on.
-- unit_test_generator: 1 call; unit_test_evaluator: 1 judge call per candidate (every candidate is
-  judged when none passes all tests, which the replies below arrange).
+- verifier: 2 calls per candidate (reasoning, then verdict), one candidate at a time; all are verified
+  here, so ``c`` passes on, or with ``first_k`` Archon stops after ``min(c, first_k)`` and keeps those.
+- unit_test_generator: 1 call; unit_test_evaluator: 1 judge call per candidate, one at a time. With
+  ``first_k`` (``first_pass`` = 1) it stops at the first_k-th candidate passing every test and keeps
+  those; when fewer pass it has judged all and keeps them all, best first (cut to ``top_k``). Each
+  config runs twice: with every judged candidate failing, and with every one passing.
 - ``{"branches": N, "models": [...]}``: the layer's generators and fusers N times.
 
 Layers run in order (each reads the one before), so the log sorted by start time splits into one
@@ -47,6 +50,7 @@ SHAPES = {
     "generators and fusers in one layer": "archon-70Bx10_SOTA_1_samples_then_critic_then_fuse_with_Claude_3.5_Sonnet.json",
     "a second generator layer": "archon-8-proposer-2-layer-qwen110b-fuser.json",
     "unit tests, first_pass": "archon-claude-3.5-sonnet_sample_5_then_unit_test_generation_10_with_claude-3.5-sonnet_then_unit_test_evaluation_with_claude-3.5-sonnet_first_pass.json",
+    "unit tests first_k 3, verifier first_k 1": "archon-gpt-4o-sample_5_then_unit_test_generation_5_with_gpt-4o_then_unit_test_evaluation_with_gpt-4o_first_3_then_verifier_with_gpt-4o_first_1.json",
     "unit tests without evaluator": "Llama-3.1-405B_10_samples_then_unit_test_generation_with_llama_3.1_405B_then_fuse_with_llama_3.1_70B.json",
     "verifier": "archon-70Bx8_2_samples_then_verifier_with_llama_3.1_70B_then_fuser_with_Qwen2_72B.json",
     "old layer form, 5 branches": "archon-1-110bFuser-5-110bM.json",
@@ -57,8 +61,9 @@ SHAPES = {
 Call = tuple[str, str]  # (component kind, model)
 
 
-def archon_calls(config: dict[str, Any]) -> list[Counter[Call]]:
-    """Per layer, the completions per (kind, model) the rule above gives."""
+def archon_calls(config: dict[str, Any], passing: bool) -> list[Counter[Call]]:
+    """Per layer, the completions per (kind, model) the rule above gives; ``passing``: every judged
+    candidate passes every unit test (else every one fails)."""
     layers: list[Counter[Call]] = []
     c = 0
     for layer in config["layers"]:
@@ -76,18 +81,20 @@ def archon_calls(config: dict[str, Any]) -> list[Counter[Call]]:
                 calls[(kind, model)] += 1
                 if kind == "ranker":
                     produced = min(c, comp["top_k"])
-            else:  # verifier: two calls per candidate; unit_test_evaluator: one
-                calls[(kind, model)] += 2 * c if kind == "verifier" else c
-                if kind == "unit_test_evaluator":
-                    produced = min(c, comp.get("top_k") or c) if not comp.get("first_pass") else 1
+            else:  # verifier (always verifies here): two calls per candidate; unit_test_evaluator: one
+                first_k = comp.get("first_k") or (1 if comp.get("first_pass") else None)
+                stops = first_k is not None and (kind == "verifier" or passing)
+                checked = min(c, first_k) if stops and first_k else c
+                calls[(kind, model)] += 2 * checked if kind == "verifier" else checked
+                produced = checked if stops or kind == "verifier" else min(c, comp.get("top_k") or c)
         layers.append(calls)
         c = c if produced is None else produced
     return layers
 
 
-def reply(prompt: str, k: int) -> str:
+def reply(prompt: str, k: int, passing: bool) -> str:
     if "Judgement:" in prompt:
-        return "1: FAIL\n2: FAIL"  # no candidate passes every test: Archon judges them all
+        return "\n".join(f"{i}: {'PASS' if passing else 'FAIL'}" for i in range(1, 51))
     if "Requirements:" in prompt:
         return "1. Names the capital\n2. Is brief"
     if "Ranking:" in prompt:
@@ -118,11 +125,15 @@ def completions(entries: list[tuple[float, float, Call, int]]) -> Counter[Call]:
 
 @needs_configs
 @pytest.mark.parametrize("shape", SHAPES)
-def test_calls_per_layer_equal_archons(shape):
+@pytest.mark.parametrize("passing", [False, True], ids=["tests fail", "tests pass"])
+def test_calls_per_layer_equal_archons(shape, passing):
     path = CONFIGS / SHAPES[shape]
+    config = json.loads(path.read_text())
+    if passing and "unit_test_evaluator" not in path.read_text():
+        pytest.skip("no unit-test evaluator: the same run as with failing tests")
     done = convert_file(path, backend="srv")
     assert done.spec is not None, done.problems
-    expected = archon_calls(json.loads(path.read_text()))
+    expected = archon_calls(config, passing)
 
     async def go(url: str) -> None:
         rt = Runtime({"srv": OpenAISettings(base_url=url, api_key_env=None, max_concurrency=64)}, store=False)
@@ -132,7 +143,7 @@ def test_calls_per_layer_equal_archons(shape):
         finally:
             await rt.aclose()
 
-    with FakeOpenAIServer(reply=reply) as srv:
+    with FakeOpenAIServer(reply=lambda prompt, k: reply(prompt, k, passing)) as srv:
         asyncio.run(go(srv.base_url))
         log = observed(srv.log)
     # The test writer reads only the query, so it may run beside the next layer; checked apart.

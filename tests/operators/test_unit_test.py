@@ -84,6 +84,38 @@ def test_nl_checks_judged_by_a_model():
     assert res.output == "Canberra" and res.candidates["best"][0].score == 1.0
 
 
+@pytest.mark.parametrize("batch, judged", [(1, 3), (2, 4), (8, 6)])
+def test_first_k_stops_judging_once_enough_pass(batch, judged):
+    """Archon's evaluator: candidates checked in input order, stopping at the first_k-th passing every check."""
+    answers = ["Sydney", "Canberra A", "Canberra B", "Perth", "Canberra C", "Darwin"]
+    judged_texts: list[str] = []
+
+    def fn(req, k):
+        t = req.prompt_text()
+        if "Judgement:" in t:
+            response = t.split("Response:")[1].split("Requirements:")[0].strip()
+            judged_texts.append(response)
+            return "1: PASS\n2: PASS" if "Canberra" in response else "1: PASS\n2: FAIL"
+        if "Requirements:" in t:
+            return "1. Names a city\n2. The city is Canberra"
+        return answers[k]
+
+    def pipeline(first_k: int) -> Pipeline:
+        p = Pipeline("nl")
+        p.add("draft", "generate", model="fake/m", samples=6)
+        p.add("best", "unit_test", inputs="draft", style="nl", tests="model", model="fake/judge", first_k=first_k, batch=batch)
+        return p
+
+    res = run(pipeline(2), "Capital of Australia?", backends={"fake": FunctionBackend(fn)}, db=False)
+    assert [c.text for c in res.candidates["best"]] == ["Canberra A", "Canberra B"]
+    assert len(judged_texts) == judged  # batch 1: Sydney, Canberra A, Canberra B; batch 2: two waves; 8: one wave
+
+    judged_texts.clear()  # fewer pass than first_k: every candidate was judged, all kept best first
+    res = run(pipeline(4), "Capital of Australia?", backends={"fake": FunctionBackend(fn)}, db=False)
+    assert [c.text for c in res.candidates["best"]][:3] == ["Canberra A", "Canberra B", "Canberra C"]
+    assert len(res.candidates["best"]) == 6 and len(judged_texts) == 6
+
+
 def test_nl_checks_from_an_input_without_a_judge_model_say_what_to_set():
     def fn(req, k):
         return "1. Names a city" if "Requirements:" in req.prompt_text() else "Canberra"

@@ -24,8 +24,9 @@ tests/archon/test_import_archon_calls.py):
 - ``unit_test_generator``: one call writing ``unit_test_cap`` checks (``write_tests``, style nl). The
   tests travel forward in Archon's state to the next ``unit_test_evaluator``, however many layers
   later, so that evaluator reads the write_tests node directly. Archon also appends them to the
-  query ("Your response should pass the following unit tests: ..."), so the generators of the
-  layer after it read them too (later fusers and critics see the bare query here).
+  query itself ("Your response should pass the following unit tests: ..."), so every later
+  generator, fuser, critic, ranker and verifier reads them too: each reads the write_tests node and
+  its prompt has ``{tests}`` after ``{query}``.
 - ``unit_test_evaluator``: one judge call per candidate (``unit_test``, style nl), one candidate at a
   time; with ``first_k`` (or the legacy ``first_pass`` = ``first_k: 1``) judging stops at the
   first_k-th candidate passing every test and those are kept (``first_k``, ``batch: 1``); when fewer
@@ -147,8 +148,8 @@ def from_archon(data: dict[str, Any], source: str = "<archon config>", backend: 
             inputs = list(previous)
             if kind == "unit_test_generator":
                 inputs, tests_node = [], node_id
-            elif kind == "generator" and tests_node:
-                inputs.append(tests_node)
+            elif kind in ("generator", "fuser", "critic", "ranker", "verifier") and tests_node:
+                inputs.append(tests_node)  # for {tests}: Archon's later components read the tests in the query
             elif kind == "unit_test_evaluator":
                 if tests_node is None:
                     problems.append(f"{source}: layer {li}: a unit_test_evaluator needs a unit_test_generator in an "
@@ -270,6 +271,16 @@ def _settings(kind: str, comp: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _with_tests(template: str, tests_node: str | None) -> str:
+    """Archon's unit-test generator appends its tests to the query itself, so every later component
+    reads them after the query; here they reach ``{tests}`` from the write_tests node (an input)."""
+    return template.replace("{query}", "{query} Your response should pass the following unit tests: \n{tests}", 1) if tests_node else template
+
+
+def _tests_prompt(template: str, tests_node: str | None) -> dict[str, str]:
+    return {"prompt": _with_tests(template, tests_node)} if tests_node else {}
+
+
 def _node(kind: str, group: list[dict[str, Any]], refs: list[str], branches: int, previous: list[str],
           tests_node: str | None, li: int, source: str, problems: list[str], said: dict[str, None]) -> dict[str, Any]:
     comp = group[0]
@@ -280,26 +291,33 @@ def _node(kind: str, group: list[dict[str, Any]], refs: list[str], branches: int
                         "only generator and fuser layers branch.")
     if kind == "generator":
         out = {"op": "generate", "model": model, "samples": comp.get("samples", 1) * branches, **base}
-        if tests_node and not previous:  # Archon appends the tests to the query every later component reads
-            out["prompt"] = "{query} Your response should pass the following unit tests: \n{context}"
-        elif previous or tests_node:  # Archon's generators answer the query, whatever came before
-            out["prompt"] = "{query}"
+        if previous or tests_node:  # Archon's generators answer the query, whatever came before
+            out["prompt"] = _with_tests("{query}", tests_node)
         return out
     if kind == "fuser":
-        out = {"op": "fuse", "model": model, "samples": comp.get("samples", 1) * branches, **base}
-        if comp.get("length_control"):
-            from operators.fuse import DEFAULT_PROMPT
+        from operators.fuse import DEFAULT_PROMPT as FUSE
 
-            out["prompt"] = DEFAULT_PROMPT.replace("\n\nQuery:", f"\n{_LENGTH_SENTENCE.strip()}\n\nQuery:", 1)
+        out = {"op": "fuse", "model": model, "samples": comp.get("samples", 1) * branches, **base}
+        prompt = FUSE.replace("\n\nQuery:", f"\n{_LENGTH_SENTENCE.strip()}\n\nQuery:", 1) if comp.get("length_control") else FUSE
+        if comp.get("length_control") or tests_node:
+            out["prompt"] = _with_tests(prompt, tests_node)
         if not previous:
             said[f"layer {li}: a fuser with no candidates before it (Archon fails its assertion) answers the query"] = None
         return out
     if kind == "critic":
-        return {"op": "critique", "model": model, "per": "all", **base}
+        from operators.critique import ALL_PROMPT
+
+        return {"op": "critique", "model": model, "per": "all", **base, **_tests_prompt(ALL_PROMPT, tests_node)}
     if kind == "ranker":
-        return {"op": "rank", "model": model, "top_k": comp.get("top_k", 5), **base}
+        from operators.rank import DEFAULT_PROMPT as RANK
+
+        return {"op": "rank", "model": model, "top_k": comp.get("top_k", 5), **base, **_tests_prompt(RANK, tests_node)}
     if kind == "verifier":
-        out = {"op": "verify", "model": model, "steps": 2, **base}
+        from operators.verify import REASONING_PROMPT, VERDICT_PROMPT
+
+        out = {"op": "verify", "model": model, "steps": 2, **base, **_tests_prompt(REASONING_PROMPT, tests_node)}
+        if tests_node:
+            out["verdict_prompt"] = _with_tests(VERDICT_PROMPT, tests_node)
         if comp.get("first_k"):  # Archon verifies one candidate at a time, stopping at the first_k-th verified
             out.update(first_k=comp["first_k"], batch=1)
         return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigT", "ModelCallConfig", "OpConfig", "Operator", "Regex", "Routed", "build_request", "placeholders", "render",
+    "split_tests",
 ]
 
 import re
@@ -157,6 +158,13 @@ def render(template: str, /, **values: Any) -> str:
     ``template`` is positional-only so that a value may be called "template".
     """
     return _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), template)
+
+
+def split_tests(inputs: list[Candidate]) -> tuple[str, list[Candidate]]:
+    """The tests a ``write_tests`` input carries, one "- test" line each (the original Archon's form,
+    for a ``{tests}`` placeholder), and the other inputs: a test list is never a candidate answer."""
+    tests = [t.get("code") or t.get("text", "") for c in inputs if c.meta.get("kind") == "tests" for t in c.meta.get("tests", [])]
+    return "\n".join(f"- {t}" for t in tests), [c for c in inputs if c.meta.get("kind") != "tests"]
 
 
 def placeholders(template: str) -> set[str]:

@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field
 
 from archon.types import Candidate, Query
-from operators.base import ModelCallConfig, Operator, build_request, render
+from operators.base import ModelCallConfig, Operator, build_request, render, split_tests
 from operators.rank import number_candidates
 
 EACH_PROMPT = """Critically review the response to the query below. List its strengths and its weaknesses: factual or logical errors, missing parts, unclear wording. Be specific and brief; do not rewrite the response.
@@ -44,7 +44,7 @@ class CritiqueConfig(ModelCallConfig):
     )
     temperature: float = Field(default=0.0, ge=0, le=2, description="Sampling temperature of the critic.")
     max_tokens: int = Field(default=384, ge=1, description="Most tokens per critique (per='all': for all of them).")
-    prompt: str | None = Field(default=None, description="Template; per='candidate': {query}, {candidate}; per='all': {query}, {candidates}, {n}.")
+    prompt: str | None = Field(default=None, description="Template; per='candidate': {query}, {candidate}; per='all': {query}, {candidates}, {n}. {tests}: the tests of a write_tests input, '- ' a line (it is then no candidate).")
 
     def model_refs(self) -> list[str]:
         return [self.model]
@@ -80,13 +80,14 @@ class Critique(Operator[CritiqueConfig]):
 
     async def __call__(self, inputs: list[Candidate], query: Query, ctx) -> list[Candidate]:
         cfg = self.config
+        tests, inputs = split_tests(inputs)
         if not inputs:
             return []
         if cfg.per == "candidate":
-            prompts = [render(cfg.prompt or EACH_PROMPT, query=query.text, candidate=c.text) for c in inputs]
+            prompts = [render(cfg.prompt or EACH_PROMPT, query=query.text, candidate=c.text, tests=tests) for c in inputs]
             comps = await asyncio.gather(*(ctx.complete(cfg.model, build_request(cfg, cfg.model, p)) for p in prompts))
             return [c.evolve(critique=comp.texts[0].strip()) for c, comp in zip(inputs, comps)]
-        prompt = render(cfg.prompt or ALL_PROMPT, query=query.text, candidates=number_candidates(inputs), n=len(inputs))
+        prompt = render(cfg.prompt or ALL_PROMPT, query=query.text, candidates=number_candidates(inputs), n=len(inputs), tests=tests)
         comp = await ctx.complete(cfg.model, build_request(cfg, cfg.model, prompt))
         found = split_critiques(comp.texts[0], len(inputs))
         out = []

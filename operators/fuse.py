@@ -9,7 +9,7 @@ import asyncio
 from pydantic import Field
 
 from archon.types import Candidate, Query
-from operators.base import ModelCallConfig, Operator, build_request, render
+from operators.base import ModelCallConfig, Operator, build_request, render, split_tests
 from operators.rank import number_candidates
 
 DEFAULT_PROMPT = """You have been given several candidate responses to a query. Critically evaluate them: some may be wrong or incomplete. Synthesize them into a single, accurate, well-structured response that is better than each of them. Do not mention the candidates.
@@ -26,7 +26,7 @@ Response:"""
 class FuseConfig(ModelCallConfig):
     model: str | list[str] = Field(..., description="'<backend>/<model>' of the fuser, or a list (each fuser gives one candidate).")
     samples: int = Field(default=1, ge=1, le=64, description="Fused candidates per fuser model.")
-    prompt: str = Field(default=DEFAULT_PROMPT, description="Template: {query}, {candidates} (numbered [1]..[n], with critiques when present).")
+    prompt: str = Field(default=DEFAULT_PROMPT, description="Template: {query}, {candidates} (numbered [1]..[n], with critiques when present). {tests}: the tests of a write_tests input, '- ' a line (it is then no candidate).")
 
     def models(self) -> list[str]:
         return [self.model] if isinstance(self.model, str) else list(self.model)
@@ -55,7 +55,8 @@ class Fuse(Operator[FuseConfig]):
 
     async def __call__(self, inputs: list[Candidate], query: Query, ctx) -> list[Candidate]:
         cfg = self.config
-        prompt = render(cfg.prompt, query=query.text, candidates=number_candidates(inputs))
+        tests, inputs = split_tests(inputs)
+        prompt = render(cfg.prompt, query=query.text, candidates=number_candidates(inputs), tests=tests)
         samples = tuple(range(cfg.samples))
         models = cfg.models()
         comps = await asyncio.gather(*(ctx.complete(m, build_request(cfg, m, prompt, samples=samples)) for m in models))

@@ -11,7 +11,7 @@ from pydantic import Field, field_validator
 
 from archon.types import Candidate, Query
 from backends.base import CompletionRequest, Message
-from operators.base import ModelCallConfig, Operator, build_request, render
+from operators.base import ModelCallConfig, Operator, build_request, render, split_tests
 
 DEFAULT_PROMPT = "{query}"
 CONTEXT_PROMPT = "{context}\n\n{query}"
@@ -22,7 +22,7 @@ class GenerateConfig(ModelCallConfig):
     samples: int = Field(default=1, ge=1, le=1024, description="Completions per model (the original Archon's configs go up to 1000).")
     prompt: str | None = Field(
         default=None,
-        description="Prompt template: {query} is the query, {context} the input candidates' texts. Default: '{query}', "
+        description="Prompt template: {query} is the query, {context} the input candidates' texts, {tests} the tests of a write_tests input ('- ' a line). Default: '{query}', "
         "or '{context}\n\n{query}' when the node has inputs. Inputs reach the prompt only through {context}.",
     )
 
@@ -54,7 +54,7 @@ class Generate(Operator[GenerateConfig]):
         cfg = self.config
         context = "\n\n".join(c.text for c in inputs)
         template = cfg.prompt or (CONTEXT_PROMPT if inputs else DEFAULT_PROMPT)
-        prompt = render(template, query=query.text, context=context)
+        prompt = render(template, query=query.text, context=context, tests=split_tests(inputs)[0])
         samples = tuple(range(cfg.samples))
         models = cfg.models()
         completions = await asyncio.gather(*(ctx.complete(m, self._request(m, prompt, query, inputs, samples)) for m in models))

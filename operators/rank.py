@@ -9,7 +9,7 @@ import re
 from pydantic import Field
 
 from archon.types import Candidate, Query
-from operators.base import ModelCallConfig, Operator, build_request, render
+from operators.base import ModelCallConfig, Operator, build_request, render, split_tests
 
 DEFAULT_PROMPT = """Rank the following {n} responses to the query, from best to worst, by how correct, complete and helpful they are.
 
@@ -26,7 +26,7 @@ class RankConfig(ModelCallConfig):
     top_k: int = Field(default=3, ge=1, description="How many of the best candidates to keep.")
     temperature: float = Field(default=0.0, ge=0, le=2, description="Sampling temperature of the ranker.")
     max_tokens: int = Field(default=256, ge=1, description="Most tokens in the ranker's reply.")
-    prompt: str = Field(default=DEFAULT_PROMPT, description="Template: {query}, {candidates} (numbered [1]..[n]), {n}.")
+    prompt: str = Field(default=DEFAULT_PROMPT, description="Template: {query}, {candidates} (numbered [1]..[n]), {n}. {tests}: the tests of a write_tests input, '- ' a line (it is then no candidate).")
 
     def model_refs(self) -> list[str]:
         return [self.model]
@@ -81,9 +81,10 @@ class Rank(Operator[RankConfig]):
 
     async def __call__(self, inputs: list[Candidate], query: Query, ctx) -> list[Candidate]:
         cfg = self.config
+        tests, inputs = split_tests(inputs)
         if len(inputs) <= 1:
             return list(inputs)
-        prompt = render(cfg.prompt, query=query.text, candidates=number_candidates(inputs), n=len(inputs))
+        prompt = render(cfg.prompt, query=query.text, candidates=number_candidates(inputs), n=len(inputs), tests=tests)
         comp = await ctx.complete(cfg.model, build_request(cfg, cfg.model, prompt))
         order, note = parse_ranking(comp.texts[0], len(inputs))
         kept = []

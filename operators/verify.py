@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field
 
 from archon.types import Candidate, Query
-from operators.base import ModelCallConfig, Operator, build_request, render
+from operators.base import ModelCallConfig, Operator, build_request, render, split_tests
 
 DEFAULT_PROMPT = """Check whether the response correctly and completely answers the query. Reason step by step about its correctness first. Then, on the last line, write exactly "Verdict: correct" or "Verdict: incorrect".
 
@@ -68,12 +68,12 @@ class VerifyConfig(ModelCallConfig):
     batch: int = Field(default=4, ge=1, description="Candidates verified concurrently per wave (with first_k: the most wasted calls).")
     temperature: float = Field(default=0.0, ge=0, le=2, description="Sampling temperature of the verifier.")
     max_tokens: int = Field(default=512, ge=1, description="Most tokens in the verifier's reasoning and verdict.")
-    prompt: str = Field(default=DEFAULT_PROMPT, description="Template: {query}, {candidate}.")
+    prompt: str = Field(default=DEFAULT_PROMPT, description="Template: {query}, {candidate}. {tests}: the tests of a write_tests input, '- ' a line (it is then no candidate).")
     steps: Literal[1, 2] = Field(
         default=1, description="1: one call reasons and gives the verdict; 2: a reasoning call, then a verdict call that "
         "reads it (the original Archon's verifier; 'prompt' is then the reasoning prompt, by default one asking for no verdict).",
     )
-    verdict_prompt: str = Field(default=VERDICT_PROMPT, description="steps 2: template of the verdict call: {query}, {candidate}, {reasoning}.")
+    verdict_prompt: str = Field(default=VERDICT_PROMPT, description="steps 2: template of the verdict call: {query}, {candidate}, {reasoning}. {tests}: the tests of a write_tests input, '- ' a line (it is then no candidate).")
 
     def model_refs(self) -> list[str]:
         return [self.model]
@@ -96,11 +96,12 @@ class Verify(Operator[VerifyConfig]):
 
     async def __call__(self, inputs: list[Candidate], query: Query, ctx) -> list[Candidate]:
         cfg = self.config
+        tests, inputs = split_tests(inputs)
         checked: list[Candidate] = []
         passed = 0
         for start in range(0, len(inputs), cfg.batch):
             wave = inputs[start : start + cfg.batch]
-            comps = await asyncio.gather(*(self._check(c, query, ctx) for c in wave))
+            comps = await asyncio.gather(*(self._check(c, query, ctx, tests) for c in wave))
             for c, comp in zip(wave, comps):
                 verdict = parse_verdict(comp.texts[0])
                 c = c.evolve(meta={**c.meta, "verified": bool(verdict), "verification": comp.texts[0].strip()})
@@ -119,13 +120,13 @@ class Verify(Operator[VerifyConfig]):
         unchecked = inputs[len(checked):]
         return [c.noted(note) for c in checked] + [c.evolve(meta={**c.meta, "verified": False}).noted(note) for c in unchecked]
 
-    async def _check(self, cand: Candidate, query: Query, ctx):
+    async def _check(self, cand: Candidate, query: Query, ctx, tests: str = ""):
         """The verifier's reply for one candidate: one call, or (steps 2) reasoning then verdict."""
         cfg = self.config
         template = REASONING_PROMPT if cfg.steps == 2 and cfg.prompt == DEFAULT_PROMPT else cfg.prompt
-        prompt = render(template, query=query.text, candidate=cand.text)
+        prompt = render(template, query=query.text, candidate=cand.text, tests=tests)
         comp = await ctx.complete(cfg.model, build_request(cfg, cfg.model, prompt))
         if cfg.steps == 1:
             return comp
-        verdict = render(cfg.verdict_prompt, query=query.text, candidate=cand.text, reasoning=comp.texts[0])
+        verdict = render(cfg.verdict_prompt, query=query.text, candidate=cand.text, reasoning=comp.texts[0], tests=tests)
         return await ctx.complete(cfg.model, build_request(cfg, cfg.model, verdict))

@@ -140,10 +140,39 @@ def test_archon_semantics_map_to_nodes():
     assert [f.config.models() for f in fusers] == [["openai/f1", "openai/f2"], ["openai/f3"]]  # N fusers, one node
     assert "as long as the longest response" in fusers[0].config.prompt and "longest" not in fusers[1].config.prompt
     assert nodes["l4_verifier"].config.steps == 2
+    # Archon's tests are appended to the query every later component reads: here through {tests}
+    for n in [*fusers, nodes["l4_verifier"]]:
+        assert "l1_unit_test_generator" in n.inputs and "{query} Your response should pass the following unit tests: \n{tests}" in n.config.prompt
+    assert "{tests}" in nodes["l4_verifier"].config.verdict_prompt
     ev = nodes["l5_unit_test_evaluator"]
     assert ev.config.first_k == 1 and ev.config.batch == 1 and ev.config.top_k is None and ev.inputs == ("l4_verifier", "l1_unit_test_generator")  # first_pass = first_k 1
     text = "\n".join(notes)
     assert "layer 1 is one component" in text and "'length_contorl' (misspelt) is ignored" in text and "'batch_num' is ignored" in text
+
+
+def test_later_components_read_the_tests_after_the_query_as_archon_appends_them():
+    data = {"name": "x", "layers": [
+        [comp("generator", "g", samples=2)],
+        [comp("unit_test_generator", "t", unit_test_cap=2)],
+        [comp("critic", "c")],
+        [comp("fuser", "f")],
+    ]}
+    spec = parse_pipeline(from_archon(data, source="c.json", backend="srv"), check_backends=False)
+
+    async def go(url):
+        rt = Runtime({"srv": OpenAISettings(base_url=url, api_key_env=None)}, store=False)
+        try:
+            return await CompiledPipeline(spec).run("What is the capital of Australia?", rt)
+        finally:
+            await rt.aclose()
+
+    with FakeOpenAIServer(reply=reply) as srv:
+        asyncio.run(go(srv.base_url))
+        prompts = {e.body["model"]: e.body["messages"][-1]["content"] for e in srv.log}
+    tests = "What is the capital of Australia? Your response should pass the following unit tests: \n- Mentions the capital\n- Names Canberra"
+    assert tests in prompts["c"] and tests in prompts["f"]
+    assert "[3]" not in prompts["f"] and "[2]" in prompts["f"]  # the tests are no candidate: two to fuse
+    assert "unit tests" not in prompts["g"]  # the generator ran before the tests were written
 
 
 def test_folder_summary_for_a_single_file_names_line_and_column(tmp_path):

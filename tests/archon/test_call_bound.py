@@ -115,6 +115,19 @@ def model_written_nl_tests() -> Pipeline:
     return p  # 1 + 1 written + 2 judged
 
 
+def model_written_nl_tests_first_k() -> Pipeline:
+    p = Pipeline("unit-test-first-k")
+    p.add("best", "unit_test", inputs=drafts(p, 4), tests="model", style="nl", model="fake/judge", first_k=1, batch=1)
+    return p  # 1 + 1 written + 4 judged at most; the first judged passes, so 3 are spent
+
+
+def pairwise(tournament: str, both_orders: bool = False) -> Pipeline:
+    p = Pipeline("pairwise")
+    p.add("best", "rank", inputs=drafts(p, 5), model="fake/judge", method="pairwise", tournament=tournament,
+          both_orders=both_orders)
+    return p  # 1 + 4 knockout matches, or 10 round-robin ones (x2 both ways)
+
+
 def voted() -> Pipeline:
     p = Pipeline("vote")
     p.add("vote", "vote", inputs=drafts(p, 5))
@@ -151,6 +164,9 @@ CASES = {
     "write-tests-code": (lambda: unit_tests("code"), 2, True),
     "write-tests-nl": (lambda: unit_tests("nl"), 5, False),
     "unit-test-model-nl": (model_written_nl_tests, 4, True),
+    "unit-test-first-k": (model_written_nl_tests_first_k, 6, False),
+    "rank-pairwise-knockout": (lambda: pairwise("knockout"), 5, True),
+    "rank-pairwise-round-robin": (lambda: pairwise("round_robin", both_orders=True), 21, True),
     "vote": (voted, 1, True),
     "ensemble-fuse-rank": (ensemble_fuse_rank, 5, True),
 }

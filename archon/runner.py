@@ -85,6 +85,7 @@ class CompiledPipeline:
             run_id=run_id,
             pipeline=self.spec.name,
             node_notes=list(state.get("notes") or []) + totals.notes,
+            abstained=bool(final[0].meta.get("abstained")),
         )
 
 

@@ -89,6 +89,10 @@ def check_graph(spec: PipelineSpec, *, check_backends: bool = True) -> None:
                     f"{src}: node '{node.id}': field 'model': unknown backend '{backend}' in '{ref}'.{suggest(backend, backends)}"
                     f" Define it under 'backends:' or use a preset: {', '.join(sorted(PRESETS))}"
                 )
+    for node in spec.nodes:
+        if getattr(node.config, "abstain", False) and node.id != spec.output:
+            problems.append(f"{src}: node '{node.id}': field 'abstain': only the output node may abstain (a later node "
+                            f"would answer anyway); make '{node.id}' the output or remove 'abstain'.")
     if spec.output not in seen:
         problems.append(f"{src}: field 'output': no node '{spec.output}'.{suggest(spec.output, ids)} Nodes: {', '.join(ids)}")
     if problems:

@@ -62,6 +62,7 @@ class RunResult:
     run_id: str | None = None
     pipeline: str = ""
     node_notes: list[str] = field(default_factory=list)
+    abstained: bool = False  # the output node answered nothing (a selector found no candidate it could trust)
 
     @property
     def notes(self) -> list[str]:
@@ -75,6 +76,7 @@ class RunResult:
             "run_id": self.run_id,
             "pipeline": self.pipeline,
             "output": self.output,
+            "abstained": self.abstained,
             "prompt_tokens": self.usage.prompt_tokens,
             "completion_tokens": self.usage.completion_tokens,
             "cost_usd": self.cost_usd,

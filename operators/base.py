@@ -9,7 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigT", "ModelCallConfig", "OpConfig", "Operator", "Regex", "Routed", "build_request", "placeholders", "render",
-    "split_tests",
+    "abstention", "split_tests",
 ]
 
 import re
@@ -158,6 +158,12 @@ def render(template: str, /, **values: Any) -> str:
     ``template`` is positional-only so that a value may be called "template".
     """
     return _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), template)
+
+
+def abstention(node: str, reason: str) -> Candidate:
+    """The one candidate of a node that abstains: no answer (an empty text, ``meta.abstained``), and why.
+    A selector that cannot trust any candidate says so, rather than passing on one it could not check."""
+    return Candidate(text="", node=node, meta={"abstained": True}).noted(reason)
 
 
 def split_tests(inputs: list[Candidate]) -> tuple[str, list[Candidate]]:

@@ -21,7 +21,7 @@ from pydantic import Field, model_validator
 
 from archon.exceptions import RunFailed
 from archon.types import Candidate, Query
-from operators.base import ModelCallConfig, Operator, build_request, render
+from operators.base import ModelCallConfig, Operator, abstention, build_request, render
 from operators.code_tests import (build_program, doctest_tests, entry_point_of, example_inputs, extract_code, item_test_field,
                                   item_tests, run_tests)
 from operators.stdio_tests import run_stdio_tests
@@ -120,6 +120,8 @@ class UnitTestConfig(ModelCallConfig):
         default=None, ge=1, description="Stop once this many candidates pass every test (checked in input order, 'batch' at "
         "a time) and keep just those; when fewer pass, all are kept best first (the original Archon's evaluator).",
     )
+    abstain: bool = Field(default=False, description="When no candidate passes every test, answer nothing (the run abstains, its "
+                          "output empty and marked abstained) instead of keeping them all. Output node only.")
     batch: int = Field(default=4, ge=1, description="With first_k: candidates checked concurrently per wave (the most "
                        "wasted checks; 1 checks one at a time, as Archon does).")
     timeout: float = Field(default=10.0, gt=0, le=300, description="Seconds of sandbox time per candidate.")
@@ -174,6 +176,7 @@ class UnitTest(Operator[UnitTestConfig]):
                             "judge each candidate against them: set 'model' on this unit_test node")
         size = cfg.batch if cfg.first_k is not None else max(len(cands), 1)  # without first_k: all at once
         scored: list[Candidate] = []
+        passing: list[Candidate] = []
         for start in range(0, len(cands), size):
             wave = cands[start : start + size]
             results = await asyncio.gather(*(self._check(c, tests, query, ctx) for c in wave))
@@ -184,6 +187,8 @@ class UnitTest(Operator[UnitTestConfig]):
             passing = [c for c in scored if c.score == 1.0]
             if cfg.first_k is not None and len(passing) >= cfg.first_k:
                 return passing[: cfg.first_k]  # Archon's evaluator returns the first k that pass, in order
+        if cfg.abstain and not passing:
+            return [abstention(self.node_id, f"unit_test: none of {len(scored)} candidates passed every test; abstained")]
         order = sorted(range(len(scored)), key=lambda i: (scored[i].score != 1.0, -(scored[i].score or 0.0), i))
         return [scored[i] for i in order][: cfg.top_k]
 

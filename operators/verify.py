@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field
 
 from archon.types import Candidate, Query
-from operators.base import ModelCallConfig, Operator, build_request, render, split_tests
+from operators.base import ModelCallConfig, Operator, abstention, build_request, render, split_tests
 
 DEFAULT_PROMPT = """Check whether the response correctly and completely answers the query. Reason step by step about its correctness first. Then, on the last line, write exactly "Verdict: correct" or "Verdict: incorrect".
 
@@ -65,6 +65,8 @@ class VerifyConfig(ModelCallConfig):
     first_k: int | None = Field(
         default=None, ge=1, description="Stop once this many candidates are verified (checked in input order, 'batch' at a time)."
     )
+    abstain: bool = Field(default=False, description="When no candidate passes, answer nothing (the run abstains, its "
+                          "output empty and marked abstained) instead of keeping them all. Output node only.")
     batch: int = Field(default=4, ge=1, description="Candidates verified concurrently per wave (with first_k: the most wasted calls).")
     temperature: float = Field(default=0.0, ge=0, le=2, description="Sampling temperature of the verifier.")
     max_tokens: int = Field(default=512, ge=1, description="Most tokens in the verifier's reasoning and verdict.")
@@ -116,6 +118,8 @@ class Verify(Operator[VerifyConfig]):
             kept = kept[: cfg.first_k]
         if kept:
             return kept
+        if cfg.abstain:
+            return [abstention(self.node_id, f"verify: none of {len(checked)} candidates was verified; abstained")]
         note = "verify fallback: no candidate was verified; all kept, unverified"
         unchecked = inputs[len(checked):]
         return [c.noted(note) for c in checked] + [c.evolve(meta={**c.meta, "verified": False}).noted(note) for c in unchecked]

@@ -263,7 +263,13 @@ def aggregate(results: list[dict[str, Any]]) -> dict[str, Any]:
     out["preferences"] = {s: sources.count(s) for s in ("logprobs", "text", "identical") if s in sources}
     out["unparsed"] = sum(1 for p in prefs if p is None)
     out["reference"] = sorted({str(row.get("generator_1")) for row in rows}) or None
-    return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
+    return {k: _rounded(v) for k, v in out.items()}
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 4)
+    return {k: _rounded(v) for k, v in value.items()} if isinstance(value, dict) else value
 
 
 score_alpaca_eval.aggregate = aggregate  # type: ignore[attr-defined]

@@ -256,7 +256,9 @@ def aggregate(results: list[dict[str, Any]]) -> dict[str, Any]:
 
     rows = [r["raw"] for r in results if r.get("status") == "ok" and isinstance(r.get("raw"), dict) and "len_1" in r["raw"]]
     prefs = [row.get("preference") for row in rows]
-    out: dict[str, Any] = {"name": "AlpacaEval 2.0 win rate vs the reference outputs (weighted_alpaca_eval_gpt4_turbo's prompt)"}
+    # The figures are weighted_alpaca_eval_gpt4_turbo's when every preference came from logprobs; from
+    # text verdicts they are what its binarised twin, alpaca_eval_clf_gpt4_turbo, gives ("preferences" says which).
+    out: dict[str, Any] = {"name": "AlpacaEval 2.0 vs the reference outputs (alpaca_eval_clf_gpt4_turbo prompt)"}
     out.update(win_rate(prefs))
     out.update(alpacaeval_lc.from_rows(rows))
     sources = [row.get("source") for row in rows]

@@ -160,6 +160,20 @@ def load_benchmark(name_or_path: str, *, limit: int | None = None, data_dir: str
 
 # ---- reading files -----------------------------------------------------------------------------
 
+def _read_utf8(path: Path) -> str:
+    """The file's text: unreadable is a ConfigError, a bad byte a SpecError naming its place."""
+    from archon.files import utf8_error
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc}).") from exc
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: {utf8_error(data, exc)}") from None
+
+
 def read_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
     """A benchmark file's records: a ``.json`` file is one JSON array, anything else JSONL."""
     return read_json_array(path) if path.suffix.lower() == ".json" else read_jsonl(path)
@@ -168,16 +182,9 @@ def read_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
 def read_json_array(path: Path) -> list[tuple[int, dict[str, Any]]]:
     """(position from 1, record) for each object of a file holding one JSON array (AlpacaEval's
     ``alpaca_eval.json``), with ``read_jsonl``'s checks; a bad file is a SpecError naming the place."""
-    from archon.files import find_surrogate, utf8_error
+    from archon.files import find_surrogate
 
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc}).") from exc
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SpecError(f"{path}: {utf8_error(data, exc)}") from None
+    text = _read_utf8(path)
     try:
         records = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -207,17 +214,10 @@ def read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
     read, and lone surrogates (refused rather than replaced: a changed question or answer would be
     scored silently as something else).
     """
-    from archon.files import find_surrogate, utf8_error
+    from archon.files import find_surrogate
 
     out = []
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc}).") from exc
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SpecError(f"{path}: {utf8_error(data, exc)}") from None
+    text = _read_utf8(path)
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue

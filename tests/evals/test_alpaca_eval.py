@@ -6,6 +6,7 @@ through ``archon.evaluate`` and the ``archon eval`` command. Every data file her
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.util
 import json
 import math
@@ -28,7 +29,6 @@ from archon.evals.alpacaeval import (
     score_alpaca_eval,
     win_rate,
 )
-from archon.evals.scorers import SCORERS
 from archon.exceptions import ConfigError
 from backends.doubles import FunctionBackend
 from tests.conftest import ROOT
@@ -37,14 +37,7 @@ from tests.conftest import ROOT
 CLF_SHA256 = "784227e6dc2832fc08c43d2c8ea3a308e7523780187a1aaad2f85e30bac85f62"
 
 
-@pytest.fixture(autouse=True)
-def _scorer():
-    """The scorer by its entry-point name; an install made before the entry point existed gets it registered."""
-    if "alpaca-eval" in SCORERS:
-        yield
-        return
-    with SCORERS.registered("alpaca-eval", score_alpaca_eval):
-        yield
+pytestmark = pytest.mark.usefixtures("alpaca_eval_scorer")
 
 
 def records(n: int) -> list[dict]:
@@ -63,6 +56,12 @@ def _alpaca_package_file(*parts: str) -> Path | None:
         return None
     path = Path(spec.origin).parent.joinpath(*parts)
     return path if path.is_file() else None
+
+
+@pytest.mark.parametrize("module", ["archon.evals.alpacaeval", "archon.evals.alpacaeval_lc"])
+def test_public_names(module):
+    mod = importlib.import_module(module)
+    assert all(getattr(mod, name) is not None for name in mod.__all__)
 
 
 # ---- the judge's prompt and order --------------------------------------------------------------------

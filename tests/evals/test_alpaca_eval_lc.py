@@ -19,9 +19,8 @@ import pytest
 import archon
 from archon import Pipeline, registry
 from archon.evals import load_benchmark
-from archon.evals.alpacaeval import is_switched, score_alpaca_eval
+from archon.evals.alpacaeval import is_switched
 from archon.evals.alpacaeval_lc import length_controlled_win_rate, read_gamed
-from archon.evals.scorers import SCORERS
 from archon.testing.fake_server import FakeOpenAIServer
 from archon.types import Candidate, Query
 from backends.doubles import FunctionBackend
@@ -30,14 +29,7 @@ from tests.conftest import write
 
 
 
-@pytest.fixture(autouse=True)
-def _scorer():
-    """The scorer by its entry-point name; an install made before the entry point existed gets it registered."""
-    if "alpaca-eval" in SCORERS:
-        yield
-        return
-    with SCORERS.registered("alpaca-eval", score_alpaca_eval):
-        yield
+pytestmark = pytest.mark.usefixtures("alpaca_eval_scorer")
 
 
 def gamed_csv(path, n: int, seed: int = 7):

@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from archon.evals import prompts as P
+from archon.evals.alpacaeval import REFERENCE_FILES as _ALPACA_FILES
+from archon.evals.alpacaeval import alpaca_eval_item
 from archon.evals.codecontests import CODECONTESTS, codecontests_item
 from archon.evals.mixeval import MIXEVAL_CHOICE, MIXEVAL_FREEFORM, mixeval_choice_item, mixeval_freeform_item
 from archon.exceptions import SpecError
@@ -193,6 +195,10 @@ BUILTINS: dict[str, BuiltinSpec] = {s.name: s for s in [
     BuiltinSpec("arena-hard", ("arena_hard_v0.1_questions_500.jsonl",), _arena_hard, "arena-hard", P.OPEN_ENDED,
                 no_download_reason="Get question.jsonl and model_answer/gpt-4-0314.jsonl of data/arena-hard-v0.1 from "
                 "github.com/lmarena/arena-hard-auto (commit 3071ef95) and name them as above"),
+    BuiltinSpec("alpaca-eval", _ALPACA_FILES, alpaca_eval_item, "alpaca-eval", P.OPEN_ENDED,
+                no_download_reason="It is not shipped or downloaded: AlpacaEval's instructions and reference outputs are licensed "
+                "for non-commercial use only. Get alpaca_eval_gpt4_baseline.json (AlpacaEval 2.0) from the tatsu-lab/alpaca_eval "
+                "dataset on Hugging Face, and its df_gamed.csv beside it for the length-controlled win rate"),
     BuiltinSpec("starter", ("code_starter.jsonl",), _humaneval, "code", P.HUMANEVAL, ("entry_point",)),
     BuiltinSpec("codecontests", ("codecontests_subset.jsonl",), codecontests_item, "stdio", CODECONTESTS, ("public_tests",),
                 no_download_reason="No download: the subset is 60 CodeContests train problems with their tests split into "
@@ -215,8 +221,8 @@ def for_file(filename: str) -> BuiltinSpec | None:
 
 
 def for_shape(rec: dict[str, Any]) -> BuiltinSpec | None:
-    """A built-in whose record shape this is (a HumanEval-, MBPP-, multiple-choice-, CodeContests- or
-    MixEval-shaped file)."""
+    """A built-in whose record shape this is (a HumanEval-, MBPP-, multiple-choice-, CodeContests-,
+    AlpacaEval- or MixEval-shaped file)."""
     if {"prompt", "test", "entry_point"} <= rec.keys():
         return BUILTINS["humaneval"]
     if {"text", "test_list"} <= rec.keys():
@@ -225,6 +231,8 @@ def for_shape(rec: dict[str, Any]) -> BuiltinSpec | None:
         return BUILTINS["mmlu"]
     if {"description", "private_or_generated_tests"} <= rec.keys():
         return BUILTINS["codecontests"]
+    if {"instruction", "output", "generator"} <= rec.keys():  # AlpacaEval's reference outputs
+        return BUILTINS["alpaca-eval"]
     if {"prompt", "target", "problem_type"} <= rec.keys():  # MixEval's records
         return BUILTINS["mixeval-hard-mc" if "options" in rec else "mixeval"]
     return None
@@ -262,6 +270,10 @@ def build(spec: BuiltinSpec, records: Records, source: Path) -> Benchmark:
         items = _with_mt_references(items, source.with_name(_MT_REFERENCE_FILE))
     if spec.name == "arena-hard":
         items = _with_baseline(items, source.with_name(_ARENA_BASELINE_FILE))
+    if spec.name == "alpaca-eval":
+        from archon.evals.alpacaeval import with_positions
+
+        items = with_positions(items, source)
     _check_unique(items, source)
     return Benchmark(spec.name, items, spec.scorer, spec.prompts.chat, spec.prompts.completion, spec.visible, spec.prompts.stop,
                      followup=followup)

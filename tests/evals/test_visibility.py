@@ -104,8 +104,16 @@ async def _eval_spy(bench: Benchmark, db: str, style: str) -> None:
         await rt.aclose()
 
 
+def alpaca_eval_file(tmp_path) -> Benchmark:
+    """AlpacaEval's data is never shipped or shared: a file of its shape, made up here."""
+    recs = [{"instruction": f"Describe colour {i}.", "output": f"{SECRET}: the reference output {i}", "generator": "ref",
+             "dataset": "made-up"} for i in range(4)]
+    return load_benchmark(str(write(tmp_path, "alpaca_eval.json", json.dumps(recs))))
+
+
 def test_eval_hands_every_benchmark_only_its_visible_fields(data_dir, spy, tmp_path):
-    benches = [load_benchmark(name) for name in benchmark_names()] + hidden_benchmarks(tmp_path)
+    names = [name for name in benchmark_names() if name != "alpaca-eval"]
+    benches = [load_benchmark(name) for name in names] + [alpaca_eval_file(tmp_path)] + hidden_benchmarks(tmp_path)
     for bench in benches:
         for style in ("chat", "completion"):
             spy.seen = []

@@ -34,17 +34,3 @@ def data_dir(monkeypatch) -> Path:
         pytest.skip(f"benchmark subsets not found in {base}")
     monkeypatch.setenv("ARCHON_DATA_DIR", str(base))
     return base
-
-
-@pytest.fixture
-def alpaca_eval_scorer():
-    """The 'alpaca-eval' scorer by its entry-point name; an install of Archon made before that entry
-    point existed (pip install -e . reads pyproject.toml once) gets it registered for the test."""
-    from archon.evals.alpacaeval import score_alpaca_eval
-    from archon.evals.scorers import SCORERS
-
-    if "alpaca-eval" in SCORERS:
-        yield
-        return
-    with SCORERS.registered("alpaca-eval", score_alpaca_eval):
-        yield

@@ -37,7 +37,6 @@ from tests.conftest import ROOT
 CLF_SHA256 = "784227e6dc2832fc08c43d2c8ea3a308e7523780187a1aaad2f85e30bac85f62"
 
 
-pytestmark = pytest.mark.usefixtures("alpaca_eval_scorer")
 
 
 def records(n: int) -> list[dict]:

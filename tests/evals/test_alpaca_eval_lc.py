@@ -29,7 +29,6 @@ from tests.conftest import write
 
 
 
-pytestmark = pytest.mark.usefixtures("alpaca_eval_scorer")
 
 
 def gamed_csv(path, n: int, seed: int = 7):
@@ -144,9 +143,6 @@ def test_weighted_preferences_from_logprobs_give_the_mean_win_rate(tmp_path):
 # ---- archon eval, end to end ---------------------------------------------------------------------------
 
 # Registers the scorer first when the installed metadata predates its entry point, then runs the CLI.
-BOOT = ("import sys\nfrom archon.evals.scorers import SCORERS, register_scorer\n"
-        "if 'alpaca-eval' not in SCORERS:\n    from archon.evals.alpacaeval import score_alpaca_eval\n"
-        "    register_scorer('alpaca-eval', score_alpaca_eval)\nfrom archon.cli import main\nsys.argv[0] = 'archon'\nmain()\n")
 PIPELINE = """
 backends:
   srv: {base_url: "${ARCHON_BASE_URL}", max_retries: 0}
@@ -162,7 +158,7 @@ nodes:
 
 
 def archon_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", BOOT, *args], capture_output=True, text=True, env={**os.environ, **env}, timeout=120)
+    return subprocess.run([sys.executable, "-m", "archon", *args], capture_output=True, text=True, env={**os.environ, **env}, timeout=120)
 
 
 def _reply(prompt: str, k: int) -> str:

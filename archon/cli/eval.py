@@ -36,7 +36,7 @@ def eval_(
     pass_at_node: Annotated[Optional[str], _Opt("--pass-at-node", help="The node of --pass-at, --coverage, --samples-curve "
                                                  "(default: the node that can output the most candidates).")] = None,
     samples_curve: Annotated[Optional[str], _Opt("--samples-curve", help="Rerun with that node's samples at each point (e.g. "
-                                                  "1,2,4,8,16): score and coverage per point; costs what the largest point costs.")] = None,
+                                                  "1,2,4,8,16): score and coverage per point; the node samples only as much as the largest point.")] = None,
     plot: Annotated[Optional[Path], _Opt("--plot", help="Write the samples curve here (PNG, log x-axis); needs --samples-curve.")] = None,
     db: DbOpt = None,
     json_out: JsonOpt = False,

@@ -191,8 +191,8 @@ async def aevaluate(
     Every candidate of one node (``pass_at_node``; default: the node that can output the most) is
     scored too when asked: ``pass_at`` (e.g. [1, 5, 10]) gives the unbiased pass@k, ``coverage``
     only the coverage and selection gap (both come with pass@k); ``samples_curve`` (e.g. [1, 2, 4, 8,
-    16]) reruns the pipeline with that node's ``samples`` at each point (the cache makes the points
-    cost what the largest one costs) and reports score and coverage per point in ``samples_curve``.
+    16]) reruns the pipeline with that node's ``samples`` at each point (the cache serves the smaller
+    points the largest one's samples) and reports score and coverage per point in ``samples_curve``.
     """
     if style not in STYLES:
         raise UserError(f"style must be auto, chat or completion (got '{style}').")

@@ -4,7 +4,8 @@ its score and that node's coverage at each point, and a plot of both against sam
 Each point is an evaluation of its own (a pipeline spec that differs only in that node's
 ``samples``), stored and resumed like any other. The points share one runtime and so one response
 cache, which keeps each sample of a request by its index: the largest point runs first, and the
-smaller ones replay its first samples. The whole curve costs what its largest point costs.
+smaller ones replay its first samples. The node's samples cost what the largest point's cost; nodes
+after it (rank, fuse) see other inputs at each point and call their models at each one.
 """
 
 from __future__ import annotations

@@ -156,6 +156,15 @@ def test_report_keys_text_and_k_above_the_samples(tmp_path):
     assert "pass@10 n/a: 10 item(s) have fewer than 10 candidates (min 8)" in text
 
 
+def test_coverage_alone_and_both_pipelines_of_a_comparison(tmp_path):
+    items, fake = str(_items(tmp_path, range(0, 200, 25))), FunctionBackend(_answer)
+    report = archon.evaluate(_pipeline(samples=4), items, backends={"fake": fake}, coverage=True)
+    assert report.pass_at == {} and report.coverage is not None and "selection gap" in str(report)
+    both = archon.compare(_pipeline(samples=2), _pipeline(samples=4), items, backends={"fake": fake}, pass_at=[2])
+    assert both.b.coverage == report.coverage and both.a.pass_at[2] is not None
+    assert both.a.coverage <= both.b.coverage and "pass_at" in both.to_dict()["a"]
+
+
 def test_the_default_node_and_bad_options():
     p = _pipeline()
     assert default_node(p.build()) == "draft"
@@ -167,3 +176,32 @@ def test_the_default_node_and_bad_options():
         archon.evaluate(p, "starter", pass_at=[0, 1])
     with pytest.raises(UserError, match="give one of them too"):
         archon.evaluate(p, "starter", pass_at_node="draft")
+
+
+SEEN: list[tuple[str, str]] = []
+
+
+def _picky(output: str, item, ctx) -> float:
+    """Right when the output names the item's hidden secret; raises on a reply that says 'boom'."""
+    SEEN.append((item.id, output))
+    if "boom" in output:
+        raise RuntimeError("the scorer met a boom")
+    return float(item.data["secret"] in output)
+
+
+def test_candidates_are_scored_once_each_by_the_scorer_with_the_hidden_fields(tmp_path):
+    write(tmp_path, "s.jsonl", "".join(json.dumps({"id": f"s{i}", "question": f"Item {i}?", "answer": "-", "secret": f"k{i}"}) + "\n" for i in range(3)))
+    bench = write(tmp_path, "s.yaml", "data: s.jsonl\nscorer: tests.evals.test_passk:_picky\n")
+
+    def reply(request, k: int) -> str:
+        i = request.prompt_text().split("Item ", 1)[1][0]
+        assert "k" + i not in request.prompt_text()  # the secret is hidden from the pipeline
+        return "boom" if i == "2" and k == 3 else f"guess k{i}" if k % 2 else "no idea"  # 3 distinct texts at most
+
+    SEEN.clear()
+    report = archon.evaluate(_pipeline(samples=4), str(bench), backends={"fake": FunctionBackend(reply)}, pass_at=[1, 4])
+    assert report.n == 2 and report.failed == 1
+    assert "scorer failed on a candidate of node 'draft': RuntimeError: the scorer met a boom" in report.failures[0]["error"]
+    assert report.pass_at == {1: 0.5, 4: 1.0} and report.coverage == 1.0
+    # each distinct text of an item once (the vote's answer, "no idea" here, is the output and scored first)
+    assert sorted(SEEN) == sorted(set(SEEN)) and len(SEEN) == 7

@@ -139,11 +139,15 @@ class _Candidates:
     curve: tuple[int, ...]
 
 
+def _text(values: Sequence[int] | str | None) -> str | None:
+    """A list of numbers as the flag's text, checked once by ``parse_ints``; an empty list is no list."""
+    return None if not values else values if isinstance(values, str) else ",".join(map(str, values))
+
+
 def _candidates(pass_at: Sequence[int] | str | None, coverage: bool, node: str | None,
                 samples_curve: Sequence[int] | str | None) -> _Candidates | None:
-    ks = parse_ints(pass_at if isinstance(pass_at, str) or pass_at is None else ",".join(map(str, pass_at)), "--pass-at")
-    curve = parse_ints(samples_curve if isinstance(samples_curve, str) or samples_curve is None
-                       else ",".join(map(str, samples_curve)), "--samples-curve", most=1024)
+    ks = parse_ints(_text(pass_at), "--pass-at")
+    curve = parse_ints(_text(samples_curve), "--samples-curve", most=1024)
     if ks is None and curve is None and not coverage:
         if node is not None:
             raise UserError("--pass-at-node names the node of --pass-at, --coverage or --samples-curve: give one of them too.")

@@ -75,7 +75,7 @@ def format_curve(node: str, points: list[dict[str, Any]]) -> list[str]:
     lines = [f"  samples curve of node '{node}':"]
     for p in points:
         lines.append(f"    {p['samples']:>4} samples: score {_pct(p['score'])}, coverage {_pct(p['coverage'])}, "
-                     f"calls {p['calls']} ({p['cached_calls']} cached)")
+                     f"calls {p['calls']} ({p['cached_calls']} cached)" + (f", {p['failed']} failed" if p["failed"] else ""))
     return lines
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["calls_per_query"]
+__all__ = ["calls_per_query", "candidates_per_node"]
 
 from graphlib import TopologicalSorter
 
@@ -21,16 +21,24 @@ def calls_per_query(spec: PipelineSpec) -> int:
     Cache hits count like calls. A request whose samples are partly cached is recorded twice (the
     hits and the live rest), so a run's ``calls`` total can exceed this bound when the cache is on.
     """
+    return sum(calls for calls, _ in _bounds(spec).values())
+
+
+def candidates_per_node(spec: PipelineSpec) -> dict[str, int]:
+    """The most candidates each node can output for one query, inputs first (topological order)."""
+    return {node_id: outputs for node_id, (_, outputs) in _bounds(spec).items()}
+
+
+def _bounds(spec: PipelineSpec) -> dict[str, tuple[int, int]]:
+    """(most calls, most candidates) of every node, in topological order."""
     by_id = {n.id: n for n in spec.nodes}
     # spec.nodes may come in any order; the graph check already rejected cycles.
     order = TopologicalSorter({n.id: set(n.inputs) for n in spec.nodes}).static_order()
-    outputs: dict[str, int] = {}
-    total = 0
+    bounds: dict[str, tuple[int, int]] = {}
     for node_id in order:
         node = by_id[node_id]
         # Built as the runner builds it, so a plug-in's own bound is used too.
         op = get_operator(node.op)(node.id, node.config)
-        fan_in = sum(outputs[i] for i in node.inputs) if node.inputs else 1
-        calls, outputs[node_id] = op.call_bound(fan_in)
-        total += calls
-    return total
+        fan_in = sum(bounds[i][1] for i in node.inputs) if node.inputs else 1
+        bounds[node_id] = op.call_bound(fan_in)
+    return bounds

@@ -30,6 +30,14 @@ def eval_(
     compare: Annotated[Optional[Path], _Opt("--compare", help="A second pipeline to compare against (paired).")] = None,
     style: Annotated[str, _Opt("--style", help="Prompt style: auto (completion when every node is in completion mode), chat, completion.")] = "auto",
     judge: Annotated[Optional[Path], _Opt("--judge", help="Judge pipeline for judged benchmarks (mt-bench, vicuna-bench).")] = None,
+    pass_at: Annotated[Optional[str], _Opt("--pass-at", help="Also score every candidate of one node and report the unbiased pass@k "
+                                             "for these k (e.g. 1,5,10), its coverage and the selection gap (coverage - score).")] = None,
+    coverage: Annotated[bool, _Opt("--coverage", help="Coverage and selection gap only (as --pass-at, without k).")] = False,
+    pass_at_node: Annotated[Optional[str], _Opt("--pass-at-node", help="The node of --pass-at, --coverage, --samples-curve "
+                                                 "(default: the node that can output the most candidates).")] = None,
+    samples_curve: Annotated[Optional[str], _Opt("--samples-curve", help="Rerun with that node's samples at each point (e.g. "
+                                                  "1,2,4,8,16): score and coverage per point; the node samples only as much as the largest point.")] = None,
+    plot: Annotated[Optional[Path], _Opt("--plot", help="Write the samples curve here (PNG, log x-axis); needs --samples-curve.")] = None,
     db: DbOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -40,14 +48,22 @@ def eval_(
     """
     from archon.evals.api import compare as compare_pipelines
     from archon.evals.api import evaluate
+    from archon.evals.curve import parse_ints, require_matplotlib, write_curve_plot
 
     if style not in ("auto", "chat", "completion"):
         raise UserError(f"--style must be auto, chat or completion (got '{style}').")
     files = list(pipelines) + ([compare] if compare else [])
     if len(files) > 2:
         raise UserError("give one pipeline, or two to compare (as two arguments or with --compare).")
+    if plot is not None and samples_curve is None:
+        raise UserError("--plot draws the samples curve: give --samples-curve too (e.g. --samples-curve 1,2,4,8,16).")
+    curve = parse_ints(samples_curve, "--samples-curve", most=1024)  # bad lists fail before anything runs
+    if plot is not None:
+        require_matplotlib()
     with _progress_bar(disable=json_out) as progress:
-        options: dict[str, Any] = {"limit": limit, "concurrency": concurrency, "style": style, "judge": judge, "db": db, "progress": progress}
+        options: dict[str, Any] = {"limit": limit, "concurrency": concurrency, "style": style, "judge": judge, "db": db, "progress": progress,
+                                   "pass_at": parse_ints(pass_at, "--pass-at"), "coverage": coverage, "pass_at_node": pass_at_node,
+                                   "samples_curve": curve}
         report: EvalReport | EvalComparison
         if len(files) == 1:
             single = evaluate(files[0], benchmark, **options)
@@ -55,6 +71,11 @@ def eval_(
         else:
             paired = compare_pipelines(files[0], files[1], benchmark, **options)
             report, reports = paired, [paired.a, paired.b]
+    if plot is not None:
+        for r in reports:  # two pipelines: one plot each, the second beside the first
+            path = plot if r is reports[0] else plot.with_name(f"{plot.stem}-{r.pipeline}{plot.suffix}")
+            write_curve_plot(r.samples_curve or [], path, title=f"{r.pipeline} on {r.benchmark}: node '{r.pass_at_node}'")
+            err(f"samples curve plotted to {path}")
     if json_out:
         echo_json(report.to_dict())
     else:

@@ -9,13 +9,14 @@ import asyncio
 import hashlib
 import json
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
+from archon.evals.passk import Memo, candidates_key, score_candidates
 from archon.exceptions import ArchonError, StoreUnavailable, UserError
 from archon.runner import CompiledPipeline
 from archon.spec import PipelineSpec
-from archon.types import Query
+from archon.types import Query, RunResult
 from stores.evals import EvalResult
 
 if TYPE_CHECKING:
@@ -35,6 +36,8 @@ class EvalRun:
     wall_s: float
     scoring_visible: tuple[str, ...] = ()  # scoring fields the pipeline saw (``Benchmark.scoring_visible``)
     store_error: str | None = None  # the store stayed unreachable: results held here were not all written
+    candidates_node: str | None = None  # the node whose candidates were all scored (``evaluate(candidates_node=)``)
+    candidates: dict[str, tuple[int, int]] = field(default_factory=dict)  # item id -> (n candidates, c correct)
 
 
 def prompt_style(spec: PipelineSpec) -> Literal["chat", "completion"]:
@@ -64,25 +67,40 @@ async def evaluate(
     trial: int | None = None,
     progress: Any = None,
     scorer_context: Any = None,
+    candidates_node: str | None = None,
+    memo: Memo | None = None,
 ) -> EvalRun:
     """Run ``spec`` on every item of ``benchmark`` not already finished; returns all results.
 
     A failed item (its run failed after retries) is recorded as failed and never stops the others;
     a later run of the same evaluation retries it. ``progress``, when given, is called after each
     item with (done, total, results so far).
+
+    ``candidates_node``: also score every candidate of that node (``archon.evals.passk``) and keep
+    each item's (n, c) in ``EvalRun.candidates``; they are stored like results, so a resumed run
+    reruns (from the cache) only the items that lack them. ``memo`` shares scored texts across calls.
     """
     from archon.evals.scorers import ScoreContext, get_scorer
 
     if runtime.store is None:
         raise UserError("archon eval needs a store (it records results to resume): give --db or leave the default.")
+    if candidates_node and benchmark.followup:
+        raise UserError(f"pass@k and coverage score single answers: benchmark '{benchmark.name}' has multi-turn items.")
     chosen = prompt_style(spec) if style == "auto" else style
     key = eval_key(spec, benchmark, chosen)
     settings = {"style": chosen, "scorer": benchmark.scorer, "items": len(benchmark.items)}
+    stats_key = candidates_key(key, candidates_node) if candidates_node else None
     async for attempt in runtime.log.retrying():  # a database restarting as the eval starts is waited for
         with attempt:
             await asyncio.to_thread(runtime.store.start_eval, key, spec.name, benchmark.name, settings, trial)
             earlier = {r["item_id"]: r for r in await asyncio.to_thread(runtime.store.eval_results, key)}
-    todo = [it for it in benchmark.items if earlier.get(it.id, {}).get("status") != "ok"]
+            counted: dict[str, tuple[int, int]] = {}
+            if stats_key:
+                await asyncio.to_thread(runtime.store.start_eval, stats_key, spec.name, benchmark.name,
+                                        {**settings, "candidates_of": key, "node": candidates_node}, trial)
+                counted = {r["item_id"]: (r["raw"]["n"], r["raw"]["c"])
+                           for r in await asyncio.to_thread(runtime.store.eval_results, stats_key) if r["status"] == "ok"}
+    todo = [it for it in benchmark.items if earlier.get(it.id, {}).get("status") != "ok" or (stats_key and it.id not in counted)]
     scorer = get_scorer(benchmark.scorer)
     ctx = scorer_context or ScoreContext(runtime=runtime)
     if getattr(scorer, "needs_judge", False) and getattr(ctx, "judge", None) is None:
@@ -96,10 +114,13 @@ async def evaluate(
     results = {i: r for i, r in earlier.items() if r["status"] == "ok"}
     total = len(benchmark.items)
     started = time.perf_counter()
+    memo = {} if memo is None else memo
 
     async def one(item: Item) -> None:
         async with limit:
-            row = await _run_item(compiled, benchmark, item, chosen, runtime, scorer, ctx, key, trial)
+            row, res = await _run_item(compiled, benchmark, item, chosen, runtime, scorer, ctx, key, trial)
+            if stats_key and candidates_node and res is not None and row.status == "ok":  # (n, c) of a scored item
+                row = await _count(row, res, candidates_node, stats_key, item, scorer, ctx, memo, counted, runtime)
         runtime.log.add_eval_result(row)
         results[item.id] = _as_dict(row)
         if progress is not None:
@@ -116,10 +137,25 @@ async def evaluate(
     order = {it.id: i for i, it in enumerate(benchmark.items)}
     rows = sorted((r for i, r in results.items() if i in order), key=lambda r: order[r["item_id"]])
     return EvalRun(key, spec.name, benchmark.name, rows, len(todo), time.perf_counter() - started, benchmark.scoring_visible,
-                   store_error)
+                   store_error, candidates_node, {i: counted[i] for i in order if i in counted and i in results})
 
 
-async def _run_item(compiled, benchmark, item, style, runtime, scorer, ctx, key, trial) -> EvalResult:
+async def _count(row: EvalResult, res: RunResult, node: str, stats_key: str, item: Item, scorer: Any, ctx: Any, memo: Memo,
+                 counted: dict[str, tuple[int, int]], runtime: Runtime) -> EvalResult:
+    """Score every candidate of ``node`` and queue the item's (n, c); the item fails when the scorer does."""
+    memo.setdefault((item.id, res.output), float(row.score or 0.0) >= 1.0)  # the output was just scored
+    try:
+        n, c = await score_candidates([cand.text for cand in res.candidates.get(node, [])], item, scorer, ctx, memo)
+    except Exception as exc:  # as for the output: a scorer bug fails the item, visibly
+        return replace(row, status="failed", score=None, error=f"scorer failed on a candidate of node '{node}': {type(exc).__name__}: {exc}")
+    counted[item.id] = (n, c)
+    # Before the item's own row: an item whose result is stored then has its counts too.
+    runtime.log.add_eval_result(EvalResult(eval_id=stats_key, item_id=item.id, status="ok", score=c / n if n else 0.0,
+                                           raw={"node": node, "n": n, "c": c}))
+    return row
+
+
+async def _run_item(compiled, benchmark, item, style, runtime, scorer, ctx, key, trial) -> tuple[EvalResult, RunResult | None]:
     query: Query | None = benchmark.query(item, style)
     start = time.perf_counter()
     runs = []
@@ -129,7 +165,7 @@ async def _run_item(compiled, benchmark, item, style, runtime, scorer, ctx, key,
             query = benchmark.followup(item, [r.output for r in runs], style) if benchmark.followup else None
     except ArchonError as exc:
         return EvalResult(eval_id=key, item_id=item.id, status="failed", error=str(exc),
-                          latency_ms=(time.perf_counter() - start) * 1000)
+                          latency_ms=(time.perf_counter() - start) * 1000), None
     latency = (time.perf_counter() - start) * 1000
     res = runs[-1]
     output = res.output
@@ -140,7 +176,7 @@ async def _run_item(compiled, benchmark, item, style, runtime, scorer, ctx, key,
         score = await scorer(res.output, item, ctx)
     except Exception as exc:  # a scorer bug must not sink the evaluation: the item fails, visibly
         return EvalResult(eval_id=key, item_id=item.id, status="failed", error=f"scorer failed: {type(exc).__name__}: {exc}",
-                          run_id=res.run_id, output=output, latency_ms=latency)
+                          run_id=res.run_id, output=output, latency_ms=latency), None
     costs = [r.cost_usd for r in runs]
     usage = sum((r.usage for r in runs[1:]), runs[0].usage)
     return EvalResult(
@@ -148,7 +184,7 @@ async def _run_item(compiled, benchmark, item, style, runtime, scorer, ctx, key,
         run_id=res.run_id, latency_ms=latency, prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
         cost_usd=None if any(c is None for c in costs) else sum(c for c in costs if c is not None),
         calls=sum(r.calls for r in runs), cached_calls=sum(r.cached_calls for r in runs),
-    )
+    ), res
 
 
 def _as_dict(r: EvalResult) -> dict[str, Any]:

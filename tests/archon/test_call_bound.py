@@ -217,4 +217,4 @@ def test_every_builtin_operator_kind_is_covered():
 def test_public_names():
     import archon.bounds
 
-    assert archon.bounds.__all__ == ["calls_per_query"]
+    assert archon.bounds.__all__ == ["calls_per_query", "candidates_per_node"]

@@ -21,7 +21,7 @@ MODULES = [
 ]
 # The Python API equal to the command line, and the command line's thin commands over it.
 API_MODULES = [
-    "archon.evals.api", "archon.evals.report", "search.api", "search.study", "search.samplers", "archon.cli", "archon.cli.run",
+    "archon.evals.api", "archon.evals.report", "archon.evals.passk", "archon.evals.curve", "search.api", "search.study", "search.samplers", "archon.cli", "archon.cli.run",
     "archon.cli.eval", "archon.cli.search", "archon.cli.serve", "archon.cli.store", "archon.cli.pipeline",
 ]
 

@@ -99,9 +99,10 @@ async def evaluate(
 
     async def one(item: Item) -> None:
         async with limit:
-            row = await _run_item(compiled, benchmark, item, chosen, runtime, scorer, ctx, key, trial)
+            row, samples = await _run_item(compiled, benchmark, item, chosen, runtime, scorer, ctx, key, trial)
         runtime.log.add_eval_result(row)
-        results[item.id] = _as_dict(row)
+        # The samples an adaptive node drew are reported, not stored: an item an earlier run finished has none.
+        results[item.id] = {**_as_dict(row), "samples": samples} if samples is not None else _as_dict(row)
         if progress is not None:
             progress(len(results), total, results)
 
@@ -119,7 +120,8 @@ async def evaluate(
                    store_error)
 
 
-async def _run_item(compiled, benchmark, item, style, runtime, scorer, ctx, key, trial) -> EvalResult:
+async def _run_item(compiled, benchmark, item, style, runtime, scorer, ctx, key, trial) -> tuple[EvalResult, int | None]:
+    """The item's result row, and the samples its adaptive nodes drew (None: no such node ran)."""
     query: Query | None = benchmark.query(item, style)
     start = time.perf_counter()
     runs = []
@@ -129,7 +131,7 @@ async def _run_item(compiled, benchmark, item, style, runtime, scorer, ctx, key,
             query = benchmark.followup(item, [r.output for r in runs], style) if benchmark.followup else None
     except ArchonError as exc:
         return EvalResult(eval_id=key, item_id=item.id, status="failed", error=str(exc),
-                          latency_ms=(time.perf_counter() - start) * 1000)
+                          latency_ms=(time.perf_counter() - start) * 1000), None
     latency = (time.perf_counter() - start) * 1000
     res = runs[-1]
     output = res.output
@@ -140,15 +142,16 @@ async def _run_item(compiled, benchmark, item, style, runtime, scorer, ctx, key,
         score = await scorer(res.output, item, ctx)
     except Exception as exc:  # a scorer bug must not sink the evaluation: the item fails, visibly
         return EvalResult(eval_id=key, item_id=item.id, status="failed", error=f"scorer failed: {type(exc).__name__}: {exc}",
-                          run_id=res.run_id, output=output, latency_ms=latency)
+                          run_id=res.run_id, output=output, latency_ms=latency), None
     costs = [r.cost_usd for r in runs]
     usage = sum((r.usage for r in runs[1:]), runs[0].usage)
+    drawn = [r.samples_used for r in runs if r.samples_used is not None]
     return EvalResult(
         eval_id=key, item_id=item.id, status="ok", score=float(score.value), raw=score.raw, output=output,
         run_id=res.run_id, latency_ms=latency, prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
         cost_usd=None if any(c is None for c in costs) else sum(c for c in costs if c is not None),
         calls=sum(r.calls for r in runs), cached_calls=sum(r.cached_calls for r in runs),
-    )
+    ), sum(drawn) if drawn else None
 
 
 def _as_dict(r: EvalResult) -> dict[str, Any]:

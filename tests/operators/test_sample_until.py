@@ -158,3 +158,53 @@ def test_public_names():
     import operators.sample_until as mod
 
     assert mod.__all__ == ["SampleUntil", "SampleUntilConfig"]
+
+
+SPACE = """
+name: adaptive-space
+backends:
+  srv: {base_url: "${ARCHON_BASE_URL}"}
+nodes:
+  - id: draft
+    op: sample_until
+    model: srv/m
+    verifier: srv/judge
+    until: {choices: [agree, verify]}
+    wave: {choices: [1, 2, 4]}
+    max_samples: {choices: [4, 8]}
+    threshold: {choices: [0.6, 0.9]}
+  - id: answer
+    op: vote
+    optional: true
+    inputs: [draft]
+"""
+
+
+def test_archon_search_over_a_space_with_sample_until(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from archon.testing.fake_server import FakeOpenAIServer
+
+    def reply(prompt: str, k: int) -> str:
+        if "Verdict" in prompt:
+            return "Verdict: correct" if "is 1." in prompt else "Verdict: incorrect"
+        return "The answer is 1." if k % 2 == 0 else "The answer is 2."
+
+    data = write(tmp_path, "items.jsonl", "".join(json.dumps({"id": f"q{i}", "question": f"What is {i} times zero plus one?",
+                                                              "answer": "1"}) + "\n" for i in range(4)))
+    space = write(tmp_path, "space.yaml", SPACE)
+    with FakeOpenAIServer(reply=reply) as srv:
+        env = {**os.environ, "ARCHON_BASE_URL": srv.base_url, "ARCHON_DB_URL": f"sqlite:///{tmp_path / 's.db'}"}
+        out = subprocess.run([sys.executable, "-m", "archon", "search", str(space), "--benchmark", str(data), "--trials", "5",
+                              "--sampler", "random", "--seed", "3", "--out", str(tmp_path / "best.yaml"), "--json"],
+                             capture_output=True, text=True, env=env, timeout=300)
+        assert out.returncode == 0, out.stderr
+        res = json.loads(out.stdout)
+        assert len(res["leaderboard"]) == 5 and res["calls_issued"] == srv.requests
+        params = {k for row in res["leaderboard"] for k in row["params"]}
+        assert {"draft.until", "draft.wave", "draft.max_samples", "draft.threshold"} <= params
+        check = subprocess.run([sys.executable, "-m", "archon", "validate", str(tmp_path / "best.yaml")], capture_output=True, text=True, env=env)
+        assert check.returncode == 0, check.stderr
+    assert "op: sample_until" in (tmp_path / "best.yaml").read_text()

@@ -113,8 +113,8 @@ class SampleUntil(Operator[SampleUntilConfig]):
         return self._output(drawn, first, stop, share)
 
     async def _verified(self, wave: list[Candidate], query: Query, ctx) -> int | None:
-        """The index in ``wave`` of the first sample the verifier passes, or None. The whole wave is
-        checked at once: a wave is drawn together, so its checks cost no extra wall time."""
+        """The index in ``wave`` of the first sample the verifier passes, or None. The wave's samples
+        are checked concurrently: one verifier round per wave on the critical path, not one per sample."""
         cfg = self.config
         assert cfg.verifier is not None  # SampleUntilConfig's validator requires it for until 'verify'
         # Only mode and length carry over: the samples' system prompt and stop sequences could cut the verdict off.

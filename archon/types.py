@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-__all__ = ["Candidate", "Query", "RunResult"]
+__all__ = ["SAMPLES_USED", "Candidate", "Query", "RunResult"]
 
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from archon.records import Usage
+
+#: The ``Candidate.meta`` key an adaptive node (``sample_until``) sets on its candidates: how many
+#: samples it drew for the query, which depends on the query and so is known only after the run.
+SAMPLES_USED = "samples_used"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,13 @@ class RunResult:
         those carried by candidates, once per node and text, then node-level ones."""
         found = [f"{node}: {note}" for node, cands in self.candidates.items() for c in cands for note in c.notes]
         return list(dict.fromkeys(found + [n for n in self.node_notes if n not in found]))
+
+    @property
+    def samples_used(self) -> int | None:
+        """Samples the adaptive nodes drew for this query, summed over those nodes (a node's count is
+        read once, from any candidate it produced, however far downstream); None when none ran."""
+        per_node = {c.node: int(c.meta[SAMPLES_USED]) for cands in self.candidates.values() for c in cands if SAMPLES_USED in c.meta}
+        return sum(per_node.values()) if per_node else None
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["Generate", "Ensemble", "GenerateConfig"]
+__all__ = ["Generate", "Ensemble", "GenerateConfig", "SamplingConfig", "prompt_for", "sampling_request"]
 
 import asyncio
 from dataclasses import replace
@@ -17,9 +17,10 @@ DEFAULT_PROMPT = "{query}"
 CONTEXT_PROMPT = "{context}\n\n{query}"
 
 
-class GenerateConfig(ModelCallConfig):
+class SamplingConfig(ModelCallConfig):
+    """What the sampling operators (generate, sample_until) share: the models sampled and the prompt."""
+
     model: str | list[str] = Field(..., description="'<backend>/<model>', or a list of them (an ensemble: each model samples).")
-    samples: int = Field(default=1, ge=1, le=1024, description="Completions per model (the original Archon's configs go up to 1000).")
     prompt: str | None = Field(
         default=None,
         description="Prompt template: {query} is the query, {context} the input candidates' texts, {tests} the tests of a write_tests input ('- ' a line). Default: '{query}', "
@@ -40,6 +41,30 @@ class GenerateConfig(ModelCallConfig):
         return self.models()
 
 
+class GenerateConfig(SamplingConfig):
+    samples: int = Field(default=1, ge=1, le=1024, description="Completions per model (the original Archon's configs go up to 1000).")
+
+
+def prompt_for(cfg: SamplingConfig, query: Query, inputs: list[Candidate]) -> str:
+    """The node's prompt: its template (or the default for a node with or without inputs), rendered."""
+    template = cfg.prompt or (CONTEXT_PROMPT if inputs else DEFAULT_PROMPT)
+    return render(template, query=query.text, context="\n\n".join(c.text for c in inputs), tests=split_tests(inputs)[0])
+
+
+def sampling_request(cfg: SamplingConfig, model: str, prompt: str, query: Query, inputs: list[Candidate],
+                     samples: tuple[int, ...]) -> CompletionRequest:
+    """The node's request for ``samples``; a query that is a conversation (``query.messages``) is sent
+    as those messages when nothing else shapes the prompt (chat mode, default prompt, no inputs). The
+    node's ``system`` goes first unless the conversation brings its own."""
+    req = build_request(cfg, model, prompt, samples=samples)
+    if not query.messages or cfg.mode != "chat" or cfg.prompt is not None or inputs:
+        return req
+    msgs: tuple[Message, ...] = tuple(Message(role=m["role"], content=m["content"]) for m in query.messages)
+    if cfg.system and not any(m["role"] == "system" for m in msgs):
+        msgs = (Message(role="system", content=cfg.system), *msgs)
+    return replace(req, messages=msgs)
+
+
 class Generate(Operator[GenerateConfig]):
     """Samples ``samples`` completions from each model; all calls run concurrently.
 
@@ -52,31 +77,16 @@ class Generate(Operator[GenerateConfig]):
 
     async def __call__(self, inputs: list[Candidate], query: Query, ctx) -> list[Candidate]:
         cfg = self.config
-        context = "\n\n".join(c.text for c in inputs)
-        template = cfg.prompt or (CONTEXT_PROMPT if inputs else DEFAULT_PROMPT)
-        prompt = render(template, query=query.text, context=context, tests=split_tests(inputs)[0])
+        prompt = prompt_for(cfg, query, inputs)
         samples = tuple(range(cfg.samples))
         models = cfg.models()
-        completions = await asyncio.gather(*(ctx.complete(m, self._request(m, prompt, query, inputs, samples)) for m in models))
+        completions = await asyncio.gather(*(ctx.complete(m, sampling_request(cfg, m, prompt, query, inputs, samples)) for m in models))
         out = []
         for model, comp in zip(models, completions):
             shares = comp.usage.split(len(comp.texts))
             out += [Candidate(text=t, node=self.node_id, model=model, sample=k, usage=u)
                     for k, (t, u) in enumerate(zip(comp.texts, shares))]
         return out
-
-    def _request(self, model: str, prompt: str, query: Query, inputs: list[Candidate], samples: tuple[int, ...]) -> CompletionRequest:
-        """The node's request; a query that is a conversation (``query.messages``) is sent as those
-        messages when nothing else shapes the prompt (chat mode, default prompt, no inputs). The
-        node's ``system`` goes first unless the conversation brings its own."""
-        cfg = self.config
-        req = build_request(cfg, model, prompt, samples=samples)
-        if not query.messages or cfg.mode != "chat" or cfg.prompt is not None or inputs:
-            return req
-        msgs: tuple[Message, ...] = tuple(Message(role=m["role"], content=m["content"]) for m in query.messages)
-        if cfg.system and not any(m["role"] == "system" for m in msgs):
-            msgs = (Message(role="system", content=cfg.system), *msgs)
-        return replace(req, messages=msgs)
 
     def streams_output(self) -> bool:
         cfg = self.config

@@ -72,6 +72,8 @@ class EvalSummary:
     calls: int
     calls_per_item: float | None
     cached_calls: int
+    # Mean samples drawn per item by adaptive nodes (sample_until), over the items run now; None without one.
+    samples_per_query: float | None
     latency_p50_ms: float | None
     latency_p95_ms: float | None
     failures: list[dict[str, Any]] = field(default_factory=list)  # the first 20: item_id, error
@@ -104,6 +106,7 @@ def summarize(results: list[dict[str, Any]], *, pipeline: str = "", benchmark: s
     latencies = [float(r["latency_ms"]) for r in ok]
     n_all = len(results)
     calls = sum(int(r.get("calls") or 0) for r in results)
+    drawn = [int(r["samples"]) for r in ok if r.get("samples") is not None]
     return EvalSummary(
         pipeline=pipeline,
         benchmark=benchmark,
@@ -121,6 +124,7 @@ def summarize(results: list[dict[str, Any]], *, pipeline: str = "", benchmark: s
         calls=calls,
         calls_per_item=round(calls / n_all, 3) if n_all else None,
         cached_calls=sum(int(r.get("cached_calls") or 0) for r in results),
+        samples_per_query=round(sum(drawn) / len(drawn), 3) if drawn else None,
         latency_p50_ms=_pct(latencies, 50),
         latency_p95_ms=_pct(latencies, 95),
         failures=[{"item_id": r["item_id"], "error": r.get("error")} for r in failed][:20],
@@ -188,7 +192,8 @@ def format_summary(summary: EvalSummary | dict[str, Any]) -> str:
         f"{s['pipeline']} on {s['benchmark']}: score {_fmt(s['score'], True)} "
         f"(95% CI {_fmt(s['ci_low'], True)} - {_fmt(s['ci_high'], True)}), n={s['n']}, failed={s['failed']}",
         f"  cost {cost} ({_fmt(s['cost_per_item_usd'])} per item), tokens {_fmt_tokens(s)} "
-        f"({_fmt(s['tokens_per_item'])} per item), calls {s['calls']} ({_fmt(s['calls_per_item'])} per item, {s['cached_calls']} cached)",
+        f"({_fmt(s['tokens_per_item'])} per item), calls {s['calls']} ({_fmt(s['calls_per_item'])} per item, {s['cached_calls']} cached)"
+        + (f", samples per query {s['samples_per_query']}" if s.get("samples_per_query") is not None else ""),
         f"  latency per item p50 {_fmt(s['latency_p50_ms'])} ms, p95 {_fmt(s['latency_p95_ms'])} ms",
     ]
     if s.get("official"):

@@ -118,11 +118,12 @@ async def evaluate(
 
     async def one(item: Item) -> None:
         async with limit:
-            row, res = await _run_item(compiled, benchmark, item, chosen, runtime, scorer, ctx, key, trial)
+            row, res, samples = await _run_item(compiled, benchmark, item, chosen, runtime, scorer, ctx, key, trial)
             if stats_key and candidates_node and res is not None and row.status == "ok":  # (n, c) of a scored item
                 row = await _count(row, res, candidates_node, stats_key, item, scorer, ctx, memo, counted, runtime)
         runtime.log.add_eval_result(row)
-        results[item.id] = _as_dict(row)
+        # The samples an adaptive node drew are reported, not stored: an item an earlier run finished has none.
+        results[item.id] = {**_as_dict(row), "samples": samples} if samples is not None else _as_dict(row)
         if progress is not None:
             progress(len(results), total, results)
 
@@ -155,7 +156,8 @@ async def _count(row: EvalResult, res: RunResult, node: str, stats_key: str, ite
     return row
 
 
-async def _run_item(compiled, benchmark, item, style, runtime, scorer, ctx, key, trial) -> tuple[EvalResult, RunResult | None]:
+async def _run_item(compiled, benchmark, item, style, runtime, scorer, ctx, key, trial) -> tuple[EvalResult, RunResult | None, int | None]:
+    """The item's result row, its last run (None when it failed), and the samples its adaptive nodes drew (None: none ran)."""
     query: Query | None = benchmark.query(item, style)
     start = time.perf_counter()
     runs = []
@@ -165,7 +167,7 @@ async def _run_item(compiled, benchmark, item, style, runtime, scorer, ctx, key,
             query = benchmark.followup(item, [r.output for r in runs], style) if benchmark.followup else None
     except ArchonError as exc:
         return EvalResult(eval_id=key, item_id=item.id, status="failed", error=str(exc),
-                          latency_ms=(time.perf_counter() - start) * 1000), None
+                          latency_ms=(time.perf_counter() - start) * 1000), None, None
     latency = (time.perf_counter() - start) * 1000
     res = runs[-1]
     output = res.output
@@ -176,15 +178,16 @@ async def _run_item(compiled, benchmark, item, style, runtime, scorer, ctx, key,
         score = await scorer(res.output, item, ctx)
     except Exception as exc:  # a scorer bug must not sink the evaluation: the item fails, visibly
         return EvalResult(eval_id=key, item_id=item.id, status="failed", error=f"scorer failed: {type(exc).__name__}: {exc}",
-                          run_id=res.run_id, output=output, latency_ms=latency), None
+                          run_id=res.run_id, output=output, latency_ms=latency), None, None
     costs = [r.cost_usd for r in runs]
     usage = sum((r.usage for r in runs[1:]), runs[0].usage)
+    drawn = [r.samples_used for r in runs if r.samples_used is not None]
     return EvalResult(
         eval_id=key, item_id=item.id, status="ok", score=float(score.value), raw=score.raw, output=output,
         run_id=res.run_id, latency_ms=latency, prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
         cost_usd=None if any(c is None for c in costs) else sum(c for c in costs if c is not None),
         calls=sum(r.calls for r in runs), cached_calls=sum(r.cached_calls for r in runs),
-    ), res
+    ), res, sum(drawn) if drawn else None
 
 
 def _as_dict(r: EvalResult) -> dict[str, Any]:

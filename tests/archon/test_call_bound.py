@@ -142,6 +142,12 @@ def ensemble_fuse_rank() -> Pipeline:
     return p  # 2 + 2 + 1 (two fused candidates to order)
 
 
+def adaptive(**kw) -> Pipeline:
+    p = Pipeline("sample-until")
+    p.add("vote", "vote", inputs=p.add("draft", "sample_until", **{"model": "fake/m", **kw}))
+    return p  # every wave: the samples never agree (and nothing verifies)
+
+
 def retrieved(corpus: Path) -> Pipeline:
     p = Pipeline("retrieve")
     r = p.add("passages", "retrieve", corpus=str(corpus), top_k=2)
@@ -169,6 +175,9 @@ CASES = {
     "rank-pairwise-round-robin": (lambda: pairwise("round_robin", both_orders=True), 21, True),
     "vote": (voted, 1, True),
     "ensemble-fuse-rank": (ensemble_fuse_rank, 5, True),
+    "sample-until-agree": (lambda: adaptive(max_samples=7, wave=2), 4, True),  # waves of 2, 2, 2, 1
+    "sample-until-ensemble": (lambda: adaptive(model=["fake/a", "fake/b"], max_samples=4, wave=3), 4, True),
+    "sample-until-verify": (lambda: adaptive(until="verify", verifier="fake/judge", max_samples=4, wave=2), 2 + 4, True),
 }
 
 
@@ -199,6 +208,10 @@ def test_early_exits_spend_less_than_the_bound():
     passes = lambda r, k: "Verdict: correct" if "Verdict" in r.prompt_text() else f"d{k}"  # noqa: E731
     spec = verify(first_k=1, batch=2).build()
     assert measure(spec, fn=passes) == 3 < calls_per_query(spec)  # the second wave never ran
+    spec = adaptive(max_samples=16, wave=2).build()
+    assert measure(spec, fn=easy) == 1 < calls_per_query(spec) == 8  # the first wave agreed
+    spec = adaptive(until="verify", verifier="fake/judge", max_samples=16, wave=4).build()
+    assert measure(spec, fn=passes) == 1 + 4 < calls_per_query(spec) == 4 + 16  # a sample of the first wave passed
 
 
 def test_node_order_in_the_file_does_not_matter():

@@ -31,6 +31,7 @@ CASES: dict[str, tuple[dict, list[str]]] = {
     "route": ({"signal": "agreement", "model": "fake/cheap", "samples": 5, "thresholds": [0.6],
                "branches": ["strong", "cheap"]}, []),
     "merge": ({"top_k": 1}, DRAFTS),
+    "sample_until": ({"model": ["fake/a", "fake/b"], "max_samples": 5, "wave": 2, "until": "verify", "verifier": "fake/judge"}, []),
     "write_tests": ({"model": "fake/tester", "style": "nl"}, []),
     "unit_test": ({"tests": "model", "style": "nl", "model": "fake/judge"}, DRAFTS),
     "retrieve": ({"corpus": str(CORPUS), "top_k": 2}, []),

@@ -59,6 +59,9 @@ def pipeline(op: str, corpus: str = "") -> Pipeline:
         p.add("cheap", "vote", inputs="gauge")
         p.add("out", "merge", inputs=["strong", "cheap"])
         return p
+    if op == "sample_until":  # the samples never agree (7, 8, 7, 8): both waves, then the plurality first
+        p.add("out", "sample_until", model="srv/m", max_samples=4, wave=2)
+        return p
     d = p.add("draft", "generate", model="srv/m", samples=3)
     settings = {
         "generate": {},
@@ -76,7 +79,7 @@ def pipeline(op: str, corpus: str = "") -> Pipeline:
 
 
 @pytest.mark.parametrize("op", ["generate", "ensemble", "rank", "fuse", "critique", "verify", "vote", "route", "merge",
-                                "retrieve", "write_tests", "unit_test"])
+                                "retrieve", "write_tests", "unit_test", "sample_until"])
 def test_operator_over_http(server, op, tmp_path):
     server.reset()
     (tmp_path / "docs").mkdir()
@@ -109,5 +112,7 @@ def test_operator_over_http(server, op, tmp_path):
         assert res.candidates["cheap"] == [] and res.output.startswith("the answer")
     if op == "retrieve":
         assert res.output == "from context: Kangaroos"
+    if op == "sample_until":
+        assert server.requests == 2 and res.samples_used == 4 and res.output == "the answer is 7" and out[0].meta["stopped"] == "max"
     if op in ("write_tests", "unit_test"):
         assert res.output == "    return a + b\n" and out[0].meta["tests"] == {"passed": 2, "total": 2, "status": "passed", "source": "inputs"}

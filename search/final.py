@@ -116,7 +116,8 @@ def leaderboard(study: Any) -> list[dict[str, Any]]:
 
 
 def study_summary(study: Any, cost_key: str | None = None) -> dict[str, Any]:
-    """Everything the report shows, from the study alone."""
+    """Everything the report shows, from the study alone. The totals count the power ranking's calls."""
+    from search.power_rank import RANKING_ATTR
     from search.report import pareto_front
 
     cost_key = cost_key or study.user_attrs.get("cost_key") or "cost_per_query_usd"
@@ -125,14 +126,16 @@ def study_summary(study: Any, cost_key: str | None = None) -> dict[str, Any]:
     by_number = {r["trial"]: r for r in rows}
     best = by_number.get(final.get("best_trial")) or next((r for r in rows if r["state"] == "complete"), None)
     seen = list(study.user_attrs.get("scoring_visible") or [])
+    ranking = study.user_attrs.get(RANKING_ATTR) or {}
     return {
         "study": study.study_name, "leaderboard": rows, "best": best,
         "pareto": pareto_front(rows, cost_key=cost_key), "cost_key": cost_key,
         "baseline": final.get("baseline"), "holdout": final.get("holdout"), "dev_items": final.get("dev_items"),
         "skipped": sum(1 for t in study.get_trials(deepcopy=False) if t.user_attrs.get("skipped")),
-        "calls_requested": sum(r["calls"] or 0 for r in rows),
-        "calls_issued": sum(r["issued_calls"] or 0 for r in rows),
-        "spent_usd": round(sum(r["spent_usd"] or 0.0 for r in rows), 8),
+        "power_ranking": list(ranking.get("ranking") or []),
+        "calls_requested": sum(r["calls"] or 0 for r in rows) + (ranking.get("calls") or 0),
+        "calls_issued": sum(r["issued_calls"] or 0 for r in rows) + (ranking.get("issued_calls") or 0),
+        "spent_usd": round(sum(r["spent_usd"] or 0.0 for r in rows) + (ranking.get("spent_usd") or 0.0), 8),
         # What the trials would have paid with no cache, less what they paid.
         "saved_usd": round(sum(max(0.0, (r["cost_usd"] or 0.0) - (r["spent_usd"] or 0.0)) for r in rows), 8),
         "stopped": study.user_attrs.get("last_stop"),

@@ -252,9 +252,10 @@ async def run_search(
     study.set_user_attr("scoring_visible", list(benchmark.scoring_visible))
     budget = Budget(budget_usd, budget_tokens, max_calls)
     runtime = _own_budget(runtime, budget)
-    # What earlier runs spent ranking counts toward the budget; a ranking made here is in budget.spent.
-    ranked_before = _ranking_spent(study)
-    budget.base = _spent(study.get_trials(deepcopy=False)) + ranked_before
+    # What earlier runs spent outside trials (ranking, final rescoring) counts toward the budget;
+    # what this process spends is in budget.spent.
+    earlier = _spent_outside_trials(study)
+    budget.base = _spent(study.get_trials(deepcopy=False)) + earlier
     await _power_rank(space, dev, runtime, study, power_rank, concurrency)
     n_trial = min(trial_items or len(dev.items), len(dev.items))
     # Optuna cannot prune a multi-objective study: NSGA-II scores every trial on all its items at once.
@@ -267,7 +268,7 @@ async def run_search(
         with quiet_optuna():
             optuna.storages.fail_stale_trials(study)
         everything = study.get_trials(deepcopy=False)
-        budget.base = _spent(t for t in everything if t.number not in mine) + ranked_before
+        budget.base = _spent(t for t in everything if t.number not in mine) + earlier
         counted = sum(_counts(t) for t in everything)
         running = sum(t.state == TrialState.RUNNING for t in everything)
         if counted >= trials:
@@ -370,12 +371,16 @@ async def _power_rank(space: Any, dev: Benchmark, runtime: Runtime, study: Any, 
         await study_ranking(space, dev, runtime, study, items=items, concurrency=concurrency)
 
 
-def _ranking_spent(study: Any) -> Any:
+def _spent_outside_trials(study: Any) -> Any:
+    """What the study's power rankings and final rescorings spent (``study_ranking``, ``finish_search``)."""
     from backends.budget import Spend
     from search.power_rank import RANKING_ATTR
 
-    held = study.user_attrs.get(RANKING_ATTR) or {}
-    return Spend(held.get("spent_usd") or 0.0, held.get("spent_tokens") or 0, held.get("issued_calls") or 0)
+    total = Spend()
+    for key in (RANKING_ATTR, "final"):
+        held = study.user_attrs.get(key) or {}
+        total = total + Spend(held.get("spent_usd") or 0.0, held.get("spent_tokens") or 0, held.get("issued_calls") or 0)
+    return total
 
 
 def _spent(trials) -> Any:

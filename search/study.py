@@ -256,7 +256,8 @@ async def run_search(
     # what this process spends is in budget.spent.
     earlier = _spent_outside_trials(study)
     budget.base = _spent(study.get_trials(deepcopy=False)) + earlier
-    await _power_rank(space, dev, runtime, study, power_rank, concurrency)
+    if not budget.over():  # spent already: the loop below stops, and a kept ranking is not overwritten by a refused one
+        await _power_rank(space, dev, runtime, study, power_rank, concurrency)
     n_trial = min(trial_items or len(dev.items), len(dev.items))
     # Optuna cannot prune a multi-objective study: NSGA-II scores every trial on all its items at once.
     sizes = [n_trial] if multi else subset_sizes(n_trial, steps)

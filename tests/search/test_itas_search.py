@@ -56,6 +56,25 @@ def _imported(tmp_path):
     return space, items, env, imported
 
 
+def _serve(space: Path, srv: FakeOpenAIServer, models: list[str] | None = None) -> None:
+    """Point the imported space at ``srv`` (and give it ``models``)."""
+    data = yaml.safe_load(space.read_text())
+    data["backends"] = {"srv": {"base_url": srv.base_url}}
+    if models is not None:
+        data["archon"]["models"] = models
+    space.write_text(yaml.safe_dump(data))
+
+
+def _search_args(space: Path, items: Path, power_rank: str = "4") -> list[str]:
+    return ["search", str(space), "--benchmark", str(items), "--trials", "2", "--power-rank", power_rank, "--seed", "0", "--json"]
+
+
+def _search(*args: str, env) -> dict:
+    out = _run(*args, env=env)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
 @needs_example
 def test_itas_example_config_power_ranks_then_searches_with_the_better_model(tmp_path):
     space, items, env, imported = _imported(tmp_path)
@@ -63,12 +82,9 @@ def test_itas_example_config_power_ranks_then_searches_with_the_better_model(tmp
     assert data["archon"]["models"] == [BAD, GOOD] and data["archon"]["model_top_k"] == [1, 2]
     assert data["archon"]["maximum_inference_calls"] == 20 and "--sampler tpe --trials 2" in imported.stderr
     with TwoModels() as srv:
-        data["backends"] = {"srv": {"base_url": srv.base_url}}
-        space.write_text(yaml.safe_dump(data))
-        args = ["search", str(space), "--benchmark", str(items), "--trials", "2", "--power-rank", "4", "--seed", "0", "--json"]
-        out = _run(*args, env=env)
-        assert out.returncode == 0, out.stderr
-        res = json.loads(out.stdout)
+        _serve(space, srv)
+        args = _search_args(space, items)
+        res = _search(*args, env=env)
         ranking = [(p["model"], p["score"], p["n"]) for p in res["power_ranking"]]
         assert ranking == [(GOOD, 1.0, 4), (BAD, 0.0, 4)]
         alone = {str(yaml.safe_load(t["pipeline"])["nodes"][0]["model"]): t for t in res["leaderboard"] if t["state"] == "complete"}
@@ -81,9 +97,7 @@ def test_itas_example_config_power_ranks_then_searches_with_the_better_model(tmp
         assert ranked_calls == 8 and res["calls_requested"] > ranked_calls + sum(t["calls"] for t in res["leaderboard"])
         assert res["calls_issued"] == srv.requests > sum(p["calls"] - p["cached_calls"] for p in res["power_ranking"]) > 0
         sent = srv.requests
-        again = _run(*args, env=env)  # the same command: ranking and trials come from the store and the cache
-        assert again.returncode == 0, again.stderr
-        rerun = json.loads(again.stdout)
+        rerun = _search(*args, env=env)  # the same command: ranking and trials come from the store and the cache
         assert rerun["power_ranking"] == res["power_ranking"] and srv.requests == sent and rerun["calls_issued"] == sent
 
         shown = _run("search", "--show", str(space), "--benchmark", str(items), env=env)  # from the study alone
@@ -102,43 +116,31 @@ def test_itas_example_config_power_ranks_then_searches_with_the_better_model(tmp
 @needs_example
 def test_power_ranking_ranks_again_when_the_models_change(tmp_path):
     space, items, env, _ = _imported(tmp_path)
-    data = yaml.safe_load(space.read_text())
     with TwoModels() as srv:
-        data["backends"] = {"srv": {"base_url": srv.base_url}}
-        space.write_text(yaml.safe_dump(data))
-        args = ["search", str(space), "--benchmark", str(items), "--trials", "2", "--power-rank", "4", "--seed", "0", "--json"]
-        first = _run(*args, env=env)
-        assert first.returncode == 0, first.stderr
+        _serve(space, srv)
+        _search(*_search_args(space, items), env=env)
         sent = srv.requests
-        data["archon"]["models"] = [BAD, GOOD, "srv/newcomer"]  # answers 0, like the bad one
-        space.write_text(yaml.safe_dump(data))
-        out = _run(*args, env=env)
-        assert out.returncode == 0, out.stderr
-        ranking = [(p["model"], p["score"], p["n"]) for p in json.loads(out.stdout)["power_ranking"]]
+        _serve(space, srv, [BAD, GOOD, "srv/newcomer"])  # the newcomer answers 0, like the bad one
+        res = _search(*_search_args(space, items), env=env)
+        ranking = [(p["model"], p["score"], p["n"]) for p in res["power_ranking"]]
         assert ranking == [(GOOD, 1.0, 4), (BAD, 0.0, 4), ("srv/newcomer", 0.0, 4)]
         assert srv.requests - sent >= 4  # the newcomer's 4 items were asked; the others replay from the cache
-        fewer = _run(*[a if a != "4" else "2" for a in args], env=env)  # fewer items: ranked again, all from the cache
-        assert fewer.returncode == 0, fewer.stderr
-        assert {p["n"] for p in json.loads(fewer.stdout)["power_ranking"]} == {2}
+        fewer = _search(*_search_args(space, items, power_rank="2"), env=env)  # fewer items: ranked again
+        assert {p["n"] for p in fewer["power_ranking"]} == {2}
 
 
 @needs_example
 def test_the_search_budget_bounds_the_power_ranking(tmp_path):
     space, items, env, _ = _imported(tmp_path)
-    data = yaml.safe_load(space.read_text())
     with TwoModels() as srv:
-        data["backends"] = {"srv": {"base_url": srv.base_url}}
-        space.write_text(yaml.safe_dump(data))
-        args = ["search", str(space), "--benchmark", str(items), "--trials", "2", "--power-rank", "4", "--seed", "0", "--json"]
-        out = _run(*args, "--max-calls", "3", env=env)  # the ranking alone needs 8 calls
-        assert out.returncode == 0, out.stderr
-        res = json.loads(out.stdout)
+        _serve(space, srv)
+        res = _search(*_search_args(space, items), "--max-calls", "3", env=env)  # the ranking alone needs 8 calls
         assert srv.requests <= 3 and res["calls_issued"] == srv.requests and "call budget" in res["stopped"]
         assert res["power_ranking"] == [] and res["leaderboard"] == []  # a ranking cut short is not kept, nor searched with
-        more = _run(*args, "--max-calls", "100", env=env)  # a larger budget continues: what was spent counts
-        assert more.returncode == 0, more.stderr
-        res = json.loads(more.stdout)
-        assert [p["model"] for p in res["power_ranking"]] == [GOOD, BAD] and res["stopped"] is None
+        res = _search(*_search_args(space, items), "--max-calls", "100", env=env)  # a larger budget continues
+        # ranked again in full: the items the budget refused are asked now, not kept as failures
+        assert [(p["model"], p["score"], p["n"]) for p in res["power_ranking"]] == [(GOOD, 1.0, 4), (BAD, 0.0, 4)]
+        assert res["stopped"] is None
         assert res["calls_issued"] == srv.requests <= 100  # both runs' requests, the cut-short ranking's included
 
 

@@ -89,35 +89,29 @@ async def asearch(
     specs = [sp.sample_first()] + ([base] if base is not None else [])
     async with open_runtime(specs, runtime=runtime, db=db, backends=backends) as rt:
         url = storage or _store_url(rt.store)
-        per_query, trial_items, ranked = await _archon_prepare(sp, bench, rt, per_query or PerQuery(), trial_items,
-                                                               holdout, power_rank, concurrency)
-        result = await run_search(sp, bench, rt, storage=url, trials=trials, study_name=study, sampler=sampler, seed=seed,
+        per_query, trial_items = _archon_settings(sp, bench, per_query or PerQuery(), trial_items, holdout)
+        # The power ranking runs inside run_search: through the search's budget, and kept in its study.
+        return await run_search(sp, bench, rt, storage=url, trials=trials, study_name=study, sampler=sampler, seed=seed,
                                 concurrency=concurrency, budget_usd=budget_usd, budget_tokens=budget_tokens, max_calls=max_calls,
                                 per_query=per_query, trial_items=trial_items, rescore=rescore, holdout=holdout,
-                                baseline=base, cost=cost, progress=progress)
-        result.power_ranking = ranked
-        return result
+                                baseline=base, cost=cost, power_rank=power_rank, progress=progress)
 
 
-async def _archon_prepare(sp: Any, bench: Any, rt: Any, per_query: PerQuery, trial_items: int | None, holdout: int,
-                          power_rank: float | None, concurrency: int) -> tuple[PerQuery, int | None, list[dict[str, Any]]]:
-    """An Archon space's own settings: its power ranking (on the dev items), its call limit and trial sample."""
+def _archon_settings(sp: Any, bench: Any, per_query: PerQuery, trial_items: int | None, holdout: int) -> tuple[PerQuery, int | None]:
+    """An Archon space's own settings: its call limit and trial sample."""
     from dataclasses import replace
 
     from search.archon_space import ArchonSpace
-    from search.power_rank import rank_space
 
     if not isinstance(sp, ArchonSpace):
-        return per_query, trial_items, []
+        return per_query, trial_items
     if holdout and holdout >= len(bench.items):
         raise UserError(f"--holdout {holdout} leaves no dev items: the benchmark has {len(bench.items)}.")
-    dev = bench.head(len(bench.items) - holdout)
-    await rank_space(sp, dev, rt, items=power_rank, concurrency=concurrency)
     if sp.max_calls is not None:
         per_query = replace(per_query, calls=min(per_query.calls or sp.max_calls, sp.max_calls))
     if trial_items is None:
-        trial_items = sp.items_for(sp.axes.search_sample, len(dev.items))
-    return per_query, trial_items, list(sp.power)
+        trial_items = sp.items_for(sp.axes.search_sample, len(bench.items) - holdout)
+    return per_query, trial_items
 
 
 search = blocking(asearch, "search")

@@ -49,19 +49,25 @@ def _spec(row: dict[str, Any]) -> PipelineSpec:
 async def finish_search(study: Any, dev: Benchmark, held: Benchmark | None, runtime: Runtime, *, rescore: int,
                         baseline: PipelineSpec | None, concurrency: int, cost_key: str) -> None:
     """Rescore the best ``rescore`` complete trials on all of ``dev`` (free where a trial already saw it:
-    finished items and calls are reused), pick the best, and score it and the baseline on ``held``."""
+    finished items and calls are reused), pick the best, and score it and the baseline on ``held``.
+
+    What it requested is kept with it (``calls``), and what every finish of the study issued and spent
+    (``issued_calls``, ``spent_usd``, ``spent_tokens``): the search's totals and budget count them."""
     from archon.evals.runner import evaluate
 
     rows = [r for r in leaderboard(study) if r["state"] == "complete"][: max(rescore, 1)]
     if not rows:
         return
+    before = runtime.budget.spent
     final: dict[str, Any] = {"dev_items": len(dev.items), "rescored": {}}
     runs: dict[int, tuple[PipelineSpec, list[dict[str, Any]]]] = {}
+    requested = 0
     for row in rows:
         spec = _spec(row)
         run = await evaluate(spec, dev, runtime, concurrency=concurrency)
         runs[row["trial"]] = (spec, run.results)
         m = measure(run.results, runtime)
+        requested += m["calls"] or 0
         final["rescored"][str(row["trial"])] = {k: m[k] for k in ("score", "ci_low", "ci_high", "n", cost_key)}
     rescored = final["rescored"]
     best = max(runs, key=lambda t: (rescored[str(t)]["score"], -(rescored[str(t)][cost_key] or 0.0), -t))
@@ -72,13 +78,20 @@ async def finish_search(study: Any, dev: Benchmark, held: Benchmark | None, runt
         base_dev = (await evaluate(baseline, dev, runtime, concurrency=concurrency)).results
         final["baseline"] = {"pipeline": baseline.to_yaml(), "name": baseline.name, **measure(base_dev, runtime),
                              "difference": compare(base_dev, best_dev).to_dict()}
+        requested += final["baseline"]["calls"] or 0
     if held is not None:
         best_held = (await evaluate(best_spec, held, runtime, concurrency=concurrency)).results
         final["holdout"] = {"n": len(held.items), "best": measure(best_held, runtime), "baseline": None}
+        requested += final["holdout"]["best"]["calls"] or 0
         if baseline is not None:
             base_held = (await evaluate(baseline, held, runtime, concurrency=concurrency)).results
             final["holdout"]["baseline"] = measure(base_held, runtime)
             final["holdout"]["difference"] = compare(base_held, best_held).to_dict()
+            requested += final["holdout"]["baseline"]["calls"] or 0
+    spent, earlier = runtime.budget.spent - before, study.user_attrs.get("final") or {}
+    # Requested: this finish's (a rerun asks again, replayed from the cache). Issued and spent: every finish's.
+    final.update(calls=requested, issued_calls=(earlier.get("issued_calls") or 0) + spent.calls,
+                 spent_usd=(earlier.get("spent_usd") or 0.0) + spent.usd, spent_tokens=(earlier.get("spent_tokens") or 0) + spent.tokens)
     study.set_user_attr("final", final)
 
 
@@ -116,7 +129,9 @@ def leaderboard(study: Any) -> list[dict[str, Any]]:
 
 
 def study_summary(study: Any, cost_key: str | None = None) -> dict[str, Any]:
-    """Everything the report shows, from the study alone."""
+    """Everything the report shows, from the study alone. The totals count the power ranking's and the
+    final rescoring's calls beside the trials'."""
+    from search.power_rank import RANKING_ATTR
     from search.report import pareto_front
 
     cost_key = cost_key or study.user_attrs.get("cost_key") or "cost_per_query_usd"
@@ -125,14 +140,16 @@ def study_summary(study: Any, cost_key: str | None = None) -> dict[str, Any]:
     by_number = {r["trial"]: r for r in rows}
     best = by_number.get(final.get("best_trial")) or next((r for r in rows if r["state"] == "complete"), None)
     seen = list(study.user_attrs.get("scoring_visible") or [])
+    ranking = study.user_attrs.get(RANKING_ATTR) or {}
     return {
         "study": study.study_name, "leaderboard": rows, "best": best,
         "pareto": pareto_front(rows, cost_key=cost_key), "cost_key": cost_key,
         "baseline": final.get("baseline"), "holdout": final.get("holdout"), "dev_items": final.get("dev_items"),
         "skipped": sum(1 for t in study.get_trials(deepcopy=False) if t.user_attrs.get("skipped")),
-        "calls_requested": sum(r["calls"] or 0 for r in rows),
-        "calls_issued": sum(r["issued_calls"] or 0 for r in rows),
-        "spent_usd": round(sum(r["spent_usd"] or 0.0 for r in rows), 8),
+        "power_ranking": list(ranking.get("ranking") or []),
+        "calls_requested": sum(r["calls"] or 0 for r in rows) + sum(x.get("calls") or 0 for x in (ranking, final)),
+        "calls_issued": sum(r["issued_calls"] or 0 for r in rows) + sum(x.get("issued_calls") or 0 for x in (ranking, final)),
+        "spent_usd": round(sum(r["spent_usd"] or 0.0 for r in rows) + sum(x.get("spent_usd") or 0.0 for x in (ranking, final)), 8),
         # What the trials would have paid with no cache, less what they paid.
         "saved_usd": round(sum(max(0.0, (r["cost_usd"] or 0.0) - (r["spent_usd"] or 0.0)) for r in rows), 8),
         "stopped": study.user_attrs.get("last_stop"),

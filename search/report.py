@@ -210,10 +210,21 @@ def _holdout(holdout: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def _power_ranking(ranking: list[dict[str, Any]]) -> list[str]:
+    """Archon's power ranking (each model alone, best first), or nothing for other spaces."""
+    if not ranking:
+        return []
+    rows = [[str(i), str(p.get("model") or "?"), _pct(p.get("score")), str(p.get("n") if p.get("n") is not None else "-"),
+             str(p.get("calls") if p.get("calls") is not None else "-")] for i, p in enumerate(ranking, 1)]
+    return ["Power ranking (each model alone, best first):",
+            *_table(["rank", "model", "score", "n", "calls"], rows, right={0, 2, 3, 4}), ""]
+
+
 def render_text(summary: dict[str, Any]) -> str:
-    """The plain-text search report: leaderboard, Pareto front, best vs baseline, calls and spend."""
+    """The plain-text search report: power ranking, leaderboard, Pareto front, best vs baseline, calls and spend."""
     rows = list(summary.get("leaderboard") or [])
     out = [f"search {summary.get('study') or ''}".rstrip(), ""]
+    out += _power_ranking(list(summary.get("power_ranking") or []))
 
     table = [[_trial(r), str(r.get("state") or "-"), _score(r), _money(r.get("cost_per_query_usd")), _tokens(r.get("tokens_per_query")),
               _calls(r.get("calls_per_item")), _cut(pipeline_line(r.get("pipeline")), _PIPE_WIDTH)] for r in rows[:_TOP]]

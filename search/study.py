@@ -221,12 +221,15 @@ async def run_search(
     holdout: int = 0,
     baseline: PipelineSpec | None = None,
     cost: str = "auto",
+    power_rank: float | None = None,
     progress: Callable[[TrialProgress], None] | None = None,
 ) -> SearchResult:
     """Run trials until the study holds ``trials`` evaluated ones (earlier runs and other workers count),
     or a budget stops it; then score the best few on the whole dev set, the baseline, and the held-out split.
 
-    ``runtime`` supplies the backends, store and cache; the budget limits apply to this search alone."""
+    ``runtime`` supplies the backends, store and cache; the budget limits apply to this search alone.
+    An Archon space is first power-ranked on ``power_rank`` dev items (``search.power_rank.study_ranking``:
+    kept in the study, reused on resuming), within the same budget."""
     import optuna
     from optuna.trial import TrialState
 
@@ -249,6 +252,12 @@ async def run_search(
     study.set_user_attr("scoring_visible", list(benchmark.scoring_visible))
     budget = Budget(budget_usd, budget_tokens, max_calls)
     runtime = _own_budget(runtime, budget)
+    # What earlier runs spent outside trials (ranking, final rescoring) counts toward the budget;
+    # what this process spends is in budget.spent.
+    earlier = _spent_outside_trials(study)
+    budget.base = _spent(study.get_trials(deepcopy=False)) + earlier
+    if not budget.over():  # spent already: the loop below stops, and a kept ranking is not overwritten by a refused one
+        await _power_rank(space, dev, runtime, study, power_rank, concurrency)
     n_trial = min(trial_items or len(dev.items), len(dev.items))
     # Optuna cannot prune a multi-objective study: NSGA-II scores every trial on all its items at once.
     sizes = [n_trial] if multi else subset_sizes(n_trial, steps)
@@ -260,7 +269,7 @@ async def run_search(
         with quiet_optuna():
             optuna.storages.fail_stale_trials(study)
         everything = study.get_trials(deepcopy=False)
-        budget.base = _spent(t for t in everything if t.number not in mine)
+        budget.base = _spent(t for t in everything if t.number not in mine) + earlier
         counted = sum(_counts(t) for t in everything)
         running = sum(t.state == TrialState.RUNNING for t in everything)
         if counted >= trials:
@@ -353,6 +362,26 @@ def _surplus(study: Any, number: int, trials: int) -> bool:
     ahead = [t for t in study.get_trials(deepcopy=False)
              if _counts(t) or (t.state == TrialState.RUNNING and t.number < number)]
     return len(ahead) >= trials
+
+
+async def _power_rank(space: Any, dev: Benchmark, runtime: Runtime, study: Any, items: float | None, concurrency: int) -> None:
+    from search.archon_space import ArchonSpace
+    from search.power_rank import study_ranking
+
+    if isinstance(space, ArchonSpace):
+        await study_ranking(space, dev, runtime, study, items=items, concurrency=concurrency)
+
+
+def _spent_outside_trials(study: Any) -> Any:
+    """What the study's power rankings and final rescorings spent (``study_ranking``, ``finish_search``)."""
+    from backends.budget import Spend
+    from search.power_rank import RANKING_ATTR
+
+    total = Spend()
+    for key in (RANKING_ATTR, "final"):
+        held = study.user_attrs.get(key) or {}
+        total = total + Spend(held.get("spent_usd") or 0.0, held.get("spent_tokens") or 0, held.get("issued_calls") or 0)
+    return total
 
 
 def _spent(trials) -> Any:

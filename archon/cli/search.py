@@ -68,9 +68,6 @@ def search(
             max_calls=max_calls, per_query=PerQuery(calls=max_calls_per_query, tokens=max_tokens_per_query, usd=max_usd_per_query),
             concurrency=concurrency, power_rank=power_rank, study=study, db=db, storage=storage,
             progress=None if json_out else _print_trial)
-        if not json_out:
-            for i, p in enumerate(result.power_ranking, 1):
-                err(f"power ranking {i}: {p['model']}, score {p['score']:.1%} on {p['n']} items")
     _output(result, out, plot, json_out)
 
 

@@ -48,3 +48,5 @@ class EvalResultRow(Base):
     calls: Mapped[int] = mapped_column(Integer, default=0)
     cached_calls: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # What the run says of its answer beyond the score: abstained, picked as passing, samples drawn.
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)

@@ -52,6 +52,7 @@ class EvalResult:
     calls: int = 0
     cached_calls: int = 0
     created_at: datetime = field(default_factory=utcnow)
+    detail: dict[str, Any] | None = None  # {"abstained": True}, {"selected": "passed"}, {"samples": n}
 
 
 def insert_evals(conn: Connection, upsert: Callable[..., Any], rows: Sequence[EvalStart]) -> None:
@@ -71,6 +72,7 @@ def insert_eval_results(conn: Connection, upsert: Callable[..., Any], rows: Sequ
     values = [asdict(r) for r in rows]
     for v in values:
         v["raw"] = _jsonable(v["raw"])
+        v["detail"] = _jsonable(v["detail"])
     stmt = upsert(_results)
     cols = {c: stmt.excluded[c] for c in values[0] if c not in ("eval_id", "item_id")}
     conn.execute(stmt.on_conflict_do_update(index_elements=["eval_id", "item_id"], set_=cols), values)

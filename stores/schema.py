@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 VERSION_TABLE = "archon_alembic_version"
 # Every revision in migrations/versions, oldest first (tests check this against the scripts):
 # knowing them without Alembic keeps its import off every command's start.
-REVISIONS = ("0001_landed", "0002_run_liveness", "0003_unknown_usage")
+REVISIONS = ("0001_landed", "0002_run_liveness", "0003_unknown_usage", "0004_eval_detail")
 HEAD = REVISIONS[-1]
 # Any fixed 64-bit number: PostgreSQL advisory locks are keyed by one, per database.
 _PG_LOCK_KEY = 0x41524348_4F4E5343  # "ARCHONSC"

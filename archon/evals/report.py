@@ -74,6 +74,12 @@ class EvalSummary:
     cached_calls: int
     # Mean samples drawn per item by adaptive nodes (sample_until), over the items run now; None without one.
     samples_per_query: float | None
+    abstained: int  # items whose output node answered nothing (verify / unit_test with abstain); scored 0
+    score_when_answered: float | None  # the score over the items answered, when some abstained
+    # Items whose answer was picked as passing the visible tests or a verifier, and the share of them
+    # the hidden scoring found wrong: the selector's false positives (None: no answer was picked so).
+    selected_passing: int
+    false_positive_rate: float | None
     latency_p50_ms: float | None
     latency_p95_ms: float | None
     failures: list[dict[str, Any]] = field(default_factory=list)  # the first 20: item_id, error
@@ -106,7 +112,11 @@ def summarize(results: list[dict[str, Any]], *, pipeline: str = "", benchmark: s
     latencies = [float(r["latency_ms"]) for r in ok]
     n_all = len(results)
     calls = sum(int(r.get("calls") or 0) for r in results)
-    drawn = [int(r["samples"]) for r in ok if r.get("samples") is not None]
+    details = [r.get("detail") or {} for r in ok]
+    drawn = [int(d["samples"]) for d in details if d.get("samples") is not None]
+    abstained = sum(bool(d.get("abstained")) for d in details)
+    answered = [float(r["score"]) for r, d in zip(ok, details) if not d.get("abstained")]
+    picked = [float(r["score"]) for r, d in zip(ok, details) if d.get("selected") == "passed"]
     return EvalSummary(
         pipeline=pipeline,
         benchmark=benchmark,
@@ -125,6 +135,10 @@ def summarize(results: list[dict[str, Any]], *, pipeline: str = "", benchmark: s
         calls_per_item=round(calls / n_all, 3) if n_all else None,
         cached_calls=sum(int(r.get("cached_calls") or 0) for r in results),
         samples_per_query=round(sum(drawn) / len(drawn), 3) if drawn else None,
+        abstained=abstained,
+        score_when_answered=round(sum(answered) / len(answered), 6) if abstained and answered else None,
+        selected_passing=len(picked),
+        false_positive_rate=round(sum(v < 1.0 for v in picked) / len(picked), 6) if picked else None,
         latency_p50_ms=_pct(latencies, 50),
         latency_p95_ms=_pct(latencies, 95),
         failures=[{"item_id": r["item_id"], "error": r.get("error")} for r in failed][:20],
@@ -196,6 +210,11 @@ def format_summary(summary: EvalSummary | dict[str, Any]) -> str:
         + (f", samples per query {s['samples_per_query']}" if s.get("samples_per_query") is not None else ""),
         f"  latency per item p50 {_fmt(s['latency_p50_ms'])} ms, p95 {_fmt(s['latency_p95_ms'])} ms",
     ]
+    if s.get("abstained"):
+        lines.append(f"  abstained {s['abstained']} (scored 0); score when answering {_fmt(s['score_when_answered'], True)}")
+    if s.get("selected_passing"):
+        lines.append(f"  selector: {s['selected_passing']} answers picked as passing its checks, false-positive rate "
+                     f"{_fmt(s['false_positive_rate'], True)} (wrong by the hidden scoring)")
     if s.get("official"):
         lines.append("  " + format_official(s["official"]))
     lines += [f"  warning: {w}" for w in s.get("warnings", [])]

@@ -118,12 +118,11 @@ async def evaluate(
 
     async def one(item: Item) -> None:
         async with limit:
-            row, res, samples = await _run_item(compiled, benchmark, item, chosen, runtime, scorer, ctx, key, trial)
+            row, res = await _run_item(compiled, benchmark, item, chosen, runtime, scorer, ctx, key, trial)
             if stats_key and candidates_node and res is not None and row.status == "ok":  # (n, c) of a scored item
                 row = await _count(row, res, candidates_node, stats_key, item, scorer, ctx, memo, counted, runtime)
         runtime.log.add_eval_result(row)
-        # The samples an adaptive node drew are reported, not stored: an item an earlier run finished has none.
-        results[item.id] = {**_as_dict(row), "samples": samples} if samples is not None else _as_dict(row)
+        results[item.id] = _as_dict(row)
         if progress is not None:
             progress(len(results), total, results)
 
@@ -156,8 +155,8 @@ async def _count(row: EvalResult, res: RunResult, node: str, stats_key: str, ite
     return row
 
 
-async def _run_item(compiled, benchmark, item, style, runtime, scorer, ctx, key, trial) -> tuple[EvalResult, RunResult | None, int | None]:
-    """The item's result row, its last run (None when it failed), and the samples its adaptive nodes drew (None: none ran)."""
+async def _run_item(compiled, benchmark, item, style, runtime, scorer, ctx, key, trial) -> tuple[EvalResult, RunResult | None]:
+    """The item's result row (its ``detail``: abstained, picked as passing, samples drawn) and its last run (None when it failed)."""
     query: Query | None = benchmark.query(item, style)
     start = time.perf_counter()
     runs = []
@@ -167,27 +166,49 @@ async def _run_item(compiled, benchmark, item, style, runtime, scorer, ctx, key,
             query = benchmark.followup(item, [r.output for r in runs], style) if benchmark.followup else None
     except ArchonError as exc:
         return EvalResult(eval_id=key, item_id=item.id, status="failed", error=str(exc),
-                          latency_ms=(time.perf_counter() - start) * 1000), None, None
+                          latency_ms=(time.perf_counter() - start) * 1000), None
     latency = (time.perf_counter() - start) * 1000
     res = runs[-1]
     output = res.output
     if len(runs) > 1:  # the scorer reads every turn's answer in data["answers"]; the row keeps them all
         answers = [r.output for r in runs]
         item, output = replace(item, data={**item.data, "answers": answers}), json.dumps(answers)
+    detail = _detail(runs, compiled.spec.output)
+    value, raw = 0.0, None  # an abstention is no answer: it scores 0, whatever the scorer would make of an empty text
     try:
-        score = await scorer(res.output, item, ctx)
+        if not detail.get("abstained"):
+            score = await scorer(res.output, item, ctx)
+            value, raw = float(score.value), score.raw
     except Exception as exc:  # a scorer bug must not sink the evaluation: the item fails, visibly
         return EvalResult(eval_id=key, item_id=item.id, status="failed", error=f"scorer failed: {type(exc).__name__}: {exc}",
-                          run_id=res.run_id, output=output, latency_ms=latency), None, None
+                          run_id=res.run_id, output=output, latency_ms=latency), None
     costs = [r.cost_usd for r in runs]
     usage = sum((r.usage for r in runs[1:]), runs[0].usage)
-    drawn = [r.samples_used for r in runs if r.samples_used is not None]
     return EvalResult(
-        eval_id=key, item_id=item.id, status="ok", score=float(score.value), raw=score.raw, output=output,
+        eval_id=key, item_id=item.id, status="ok", score=value, raw=raw, output=output, detail=detail or None,
         run_id=res.run_id, latency_ms=latency, prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
         cost_usd=None if any(c is None for c in costs) else sum(c for c in costs if c is not None),
         calls=sum(r.calls for r in runs), cached_calls=sum(r.cached_calls for r in runs),
-    ), res, sum(drawn) if drawn else None
+    ), res
+
+
+def _detail(runs: list[RunResult], output_node: str) -> dict[str, Any]:
+    """What the runs say of the answer beyond its text: it abstained; it was picked as passing the
+    visible tests or a verifier ("passed"), or picked although it did not ("failed"), so that a wrong
+    answer picked as passing counts as the selector's false positive; the samples adaptive nodes drew."""
+    detail: dict[str, Any] = {}
+    if any(r.abstained for r in runs):
+        detail["abstained"] = True
+    for final in runs[-1].candidates.get(output_node, [])[:1]:  # the answer's candidate
+        tests, verified = final.meta.get("tests"), final.meta.get("verified")
+        if isinstance(tests, dict) and tests.get("total"):
+            detail["selected"] = "passed" if tests.get("status") == "passed" else "failed"
+        elif verified is not None:
+            detail["selected"] = "passed" if verified else "failed"
+    drawn = [r.samples_used for r in runs if r.samples_used is not None]
+    if drawn:
+        detail["samples"] = sum(drawn)
+    return detail
 
 
 def _as_dict(r: EvalResult) -> dict[str, Any]:

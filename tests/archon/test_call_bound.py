@@ -121,6 +121,21 @@ def voted() -> Pipeline:
     return p  # 1
 
 
+def scored(top_k: int | None = None, **kw) -> Pipeline:
+    p = Pipeline("score")
+    s = p.add("scored", "score", inputs=drafts(p, 4), model="fake/judge", top_k=top_k, **kw)
+    p.add("answer", "rank", inputs=s, model="fake/ranker", top_k=1)
+    return p  # 1 + 4 + (1 when at least two scored candidates are kept)
+
+
+def weighted_vote() -> Pipeline:
+    p = Pipeline("weighted-vote")
+    d = drafts(p, 5, logprobs=True)
+    s = p.add("scored", "score", inputs=d, model="fake/judge", method="yes_prob")
+    p.add("vote", "vote", inputs=s, weight="score")
+    return p  # 1 + 5
+
+
 def ensemble_fuse_rank() -> Pipeline:
     p = Pipeline("ensemble")
     e = p.add("proposals", "ensemble", model=["fake/a", "fake/b"], samples=2)
@@ -152,6 +167,9 @@ CASES = {
     "write-tests-nl": (lambda: unit_tests("nl"), 5, False),
     "unit-test-model-nl": (model_written_nl_tests, 4, True),
     "vote": (voted, 1, True),
+    "score-judge": (lambda: scored(), 6, True),
+    "score-process-top-1": (lambda: scored(top_k=1, method="process"), 5, True),  # one kept: nothing to rank
+    "score-yes-prob-weighted-vote": (weighted_vote, 6, True),
     "ensemble-fuse-rank": (ensemble_fuse_rank, 5, True),
 }
 

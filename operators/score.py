@@ -98,14 +98,15 @@ def parse_step_ratings(text: str, steps: int) -> dict[int, float]:
 
 def parse_yes_no(text: str) -> tuple[bool | None, bool]:
     """(the answer the reply's first word gives, whether that word opens the reply), so that the
-    first token's log-probability is the answer's own; (None, False) when it is neither answer."""
+    first token's log-probability is the answer's own; (None, False) when it is neither answer.
+
+    One leading space still opens it: tokenizers fold it into the word's token (" Yes"), as a base
+    model's completion after "Answer:" starts.
+    """
     m = _FIRST_WORD.match(text)
-    word = m.group(1).lower() if m else ""
-    if word in _YES:
-        return True, m is not None and m.start(1) == 0
-    if word in _NO:
-        return False, m is not None and m.start(1) == 0
-    return None, False
+    if m is None or m.group(1).lower() not in _YES | _NO:
+        return None, False
+    return m.group(1).lower() in _YES, text[: m.start(1)] in ("", " ")
 
 
 def split_steps(text: str) -> list[str]:

@@ -21,7 +21,8 @@ model works the same way, with or without naming its op.
 
 from __future__ import annotations
 
-__all__ = ["Critique", "Fuse", "Generate", "Merge", "Rank", "Retrieve", "Route", "SampleUntil", "UnitTest", "Verify", "Vote", "WriteTests"]
+__all__ = ["Critique", "Fuse", "Generate", "Merge", "Rank", "Retrieve", "Route", "SampleUntil", "Score", "UnitTest", "Verify", "Vote",
+           "WriteTests"]
 
 from operators.critique import CritiqueConfig as Critique
 from operators.fuse import FuseConfig as Fuse
@@ -31,6 +32,7 @@ from operators.retrieve import RetrieveConfig as Retrieve
 from operators.route import MergeConfig as Merge
 from operators.route import RouteConfig as Route
 from operators.sample_until import SampleUntilConfig as SampleUntil
+from operators.score import ScoreConfig as Score
 from operators.unit_test import UnitTestConfig as UnitTest
 from operators.unit_test import WriteTestsConfig as WriteTests
 from operators.verify import VerifyConfig as Verify

@@ -43,6 +43,9 @@ class Candidate:
     notes: tuple[str, ...] = ()
     usage: Usage = field(default_factory=Usage)
     meta: dict[str, Any] = field(default_factory=dict)
+    #: The log-probabilities of the sampled tokens, in order, when the operator that made the text asked
+    #: the backend for them (``generate`` with ``logprobs: true``); None when not asked or not given.
+    logprobs: tuple[float, ...] | None = None
 
     def evolve(self, **changes: Any) -> Candidate:
         return replace(self, **changes)
@@ -50,6 +53,12 @@ class Candidate:
     def noted(self, note: str) -> Candidate:
         """A copy carrying one more note (fallbacks and their reasons travel with the candidate)."""
         return replace(self, notes=(*self.notes, note))
+
+    def mean_logprob(self) -> float | None:
+        """The mean log-probability of the sampled tokens (minus the log of the perplexity); None without logprobs."""
+        if not self.logprobs:
+            return None
+        return sum(self.logprobs) / len(self.logprobs)
 
 
 @dataclass(slots=True)

@@ -10,10 +10,11 @@ exist; the first backend to load it chooses ``n_threads``. A llama.cpp context i
 every call into one model runs on that model's own single-thread executor: calls are serialized and
 the event loop never blocks.
 
-Logprobs are not offered: llama-cpp-python computes them only for a model created with
-``logits_all=True``, which keeps n_ctx x vocabulary floats (about 4 GB for Gemma 3's 262k vocabulary at
-n_ctx 4096) and slows every call. A request with ``logprobs`` set raises ``BackendRequestError``; serve
-the model with llama.cpp's server (the ``llamacpp-server`` preset) to get them.
+A request with ``logprobs`` set gets the sampled tokens' log-probabilities, computed step by step as
+the tokens are sampled (``backends._token_logprobs``) rather than through llama-cpp-python's own
+``logprobs``, which needs a model created with ``logits_all=True`` (n_ctx x vocabulary floats, about
+4 GB for Gemma 3's 262k vocabulary at n_ctx 4096). The top alternatives (``logprobs`` > 0) are not
+offered: a ``Completion`` carries only the sampled tokens' values, from every backend.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from archon.exceptions import (
     MissingDependency,
     suggest,
 )
+from backends._token_logprobs import TokenLogprobs
 from backends.base import Completion, CompletionRequest, StreamItem, Usage, request_key
 from backends.presets import LocalSettings
 
@@ -168,6 +170,8 @@ class _LoadedModel:
         self.new_request = False
         # Set during a streamed request: called with (prompt tokens, tokens so far) after each token.
         self.watch: Callable[[list[int], list[int]], None] | None = None
+        # Set during a sample whose logprobs were asked for: told each token as it is sampled.
+        self.record: TokenLogprobs | None = None
         self._llama: Any = None
 
     def llama(self) -> Any:
@@ -212,6 +216,8 @@ class _LoadedModel:
                 llama.reset()
                 llama.eval(tokens[:-1])
             tokens_out = generate(tokens, *args, **kwargs)
+            if self.record is not None:
+                tokens_out = _recorded(tokens_out, self.record)
             return tokens_out if self.watch is None else _watched(tokens_out, self.watch, list(tokens))
 
         llama.generate = pinned_generate
@@ -223,6 +229,12 @@ def _watched(tokens_out: Any, watch: Callable[[list[int], list[int]], None], pro
     for token in tokens_out:
         produced.append(token)
         watch(prompt, produced)
+        yield token
+
+
+def _recorded(tokens_out: Any, record: TokenLogprobs) -> Any:
+    for token in tokens_out:
+        record.took(token)  # before the next step's logits replace the ones it was sampled from
         yield token
 
 
@@ -326,13 +338,6 @@ class LocalBackend:
 
     async def _prepare(self, request: CompletionRequest) -> tuple[_LoadedModel, list[int]]:
         _import_llama_cpp()
-        if request.logprobs is not None:
-            raise self._error(
-                BackendRequestError,
-                request,
-                "logprobs are not available on the local backend (llama.cpp would have to keep logits for "
-                "every position of the context); serve the model with the llamacpp-server backend to get them",
-            )
         path: Path
         chat_format: str | None
         if request.model == DEFAULT_MODEL:
@@ -350,7 +355,7 @@ class LocalBackend:
         return model, [sample_seed(key, k) for k in request.samples]
 
     async def _run(self, model: _LoadedModel, request: CompletionRequest, seeds: list[int],
-                   emit: Callable[[str], object] | None = None) -> list[tuple[dict, dict]]:
+                   emit: Callable[[str], object] | None = None) -> list[tuple[dict, dict, list[float] | None]]:
         cancelled = threading.Event()
         loop = asyncio.get_running_loop()
         try:
@@ -372,14 +377,16 @@ class LocalBackend:
             raise self._error(BackendUnavailable, request, f"llama.cpp failed: {type(exc).__name__}: {exc}") from exc
 
     @staticmethod
-    def _completion(results: list[tuple[dict, dict]], started: float) -> Completion:
+    def _completion(results: list[tuple[dict, dict, list[float] | None]], started: float) -> Completion:
         usage = Usage()
-        for _, used in results:
+        for _, used, _ in results:
             usage += Usage(used.get("prompt_tokens", 0), used.get("completion_tokens", 0))
+        asked = any(lps is not None for _, _, lps in results)
         return Completion(
-            texts=[_text(choice) for choice, _ in results],
+            texts=[_text(choice) for choice, _, _ in results],
             usage=usage,
-            finish_reasons=[choice.get("finish_reason") for choice, _ in results],
+            logprobs=[lps or [] for _, _, lps in results] if asked else None,
+            finish_reasons=[choice.get("finish_reason") for choice, _, _ in results],
             latency_ms=(time.perf_counter() - started) * 1000.0,
         )
 
@@ -409,24 +416,29 @@ def _describe_value_error(exc: ValueError) -> str:
 def _generate(
     model: _LoadedModel, request: CompletionRequest, seeds: list[int], cancelled: threading.Event,
     emit: Callable[[str], object] | None = None,
-) -> list[tuple[dict, dict]]:
-    """Every sample of one request, on the model's thread: (choice, usage) per sample. With ``emit``,
-    the (single) sample's text is also handed to it as it is generated."""
+) -> list[tuple[dict, dict, list[float] | None]]:
+    """Every sample of one request, on the model's thread: (choice, usage, token logprobs or None) per
+    sample. With ``emit``, the (single) sample's text is also handed to it as it is generated."""
     llama = model.llama()
     model.new_request = True
     model.watch = _Deltas(llama, request.stop, emit) if emit is not None else None
     try:
-        return _samples(llama, request, seeds, cancelled)
+        return _samples(model, llama, request, seeds, cancelled)
     finally:
         model.watch = None
+        model.record = None
 
 
-def _samples(llama: Any, request: CompletionRequest, seeds: list[int], cancelled: threading.Event) -> list[tuple[dict, dict]]:
-    common = dict(temperature=request.temperature, max_tokens=request.max_tokens, stop=list(request.stop))
+def _samples(model: _LoadedModel, llama: Any, request: CompletionRequest, seeds: list[int],
+             cancelled: threading.Event) -> list[tuple[dict, dict, list[float] | None]]:
+    common: dict[str, Any] = dict(temperature=request.temperature, max_tokens=request.max_tokens, stop=list(request.stop))
     results = []
     for seed in seeds:
         if cancelled.is_set():
             break
+        record = model.record = TokenLogprobs() if request.logprobs is not None else None
+        if record is not None:
+            common["logits_processor"] = _import_llama_cpp().LogitsProcessorList([record])
         if request.mode == "completion":
             # Checked once per token, so a cancelled (timed-out) call stops within a token.
             response = llama.create_completion(
@@ -434,7 +446,10 @@ def _samples(llama: Any, request: CompletionRequest, seeds: list[int], cancelled
             )
         else:
             response = llama.create_chat_completion(messages=[dict(m) for m in request.messages], seed=seed, **common)
-        results.append((response["choices"][0], response.get("usage") or {}))
+        usage = response.get("usage") or {}
+        # The end-of-generation token is sampled (and recorded) but not part of the completion.
+        lps = record.values[: usage.get("completion_tokens", len(record.values))] if record is not None else None
+        results.append((response["choices"][0], usage, lps))
     return results
 
 

@@ -26,6 +26,10 @@ class SamplingConfig(ModelCallConfig):
         description="Prompt template: {query} is the query, {context} the input candidates' texts, {tests} the tests of a write_tests input ('- ' a line). Default: '{query}', "
         "or '{context}\n\n{query}' when the node has inputs. Inputs reach the prompt only through {context}.",
     )
+    logprobs: bool = Field(
+        default=False, description="Ask the backend for the sampled tokens' log-probabilities and keep them on each candidate "
+        "(for vote's logprob/perplexity weights); a backend that returns none leaves them unset, with a note.",
+    )
 
     @field_validator("model")
     @classmethod
@@ -57,6 +61,8 @@ def sampling_request(cfg: SamplingConfig, model: str, prompt: str, query: Query,
     as those messages when nothing else shapes the prompt (chat mode, default prompt, no inputs). The
     node's ``system`` goes first unless the conversation brings its own."""
     req = build_request(cfg, model, prompt, samples=samples)
+    if cfg.logprobs:
+        req = replace(req, logprobs=0)  # the sampled tokens' own logprobs, no alternatives
     if not query.messages or cfg.mode != "chat" or cfg.prompt is not None or inputs:
         return req
     msgs: tuple[Message, ...] = tuple(Message(role=m["role"], content=m["content"]) for m in query.messages)
@@ -84,13 +90,19 @@ class Generate(Operator[GenerateConfig]):
         out = []
         for model, comp in zip(models, completions):
             shares = comp.usage.split(len(comp.texts))
-            out += [Candidate(text=t, node=self.node_id, model=model, sample=k, usage=u)
-                    for k, (t, u) in enumerate(zip(comp.texts, shares))]
+            lps: list[tuple[float, ...] | None] = [tuple(lp) for lp in comp.logprobs] if comp.logprobs else [None] * len(comp.texts)
+            cands = [Candidate(text=t, node=self.node_id, model=model, sample=k, usage=u, logprobs=lp)
+                     for k, (t, u, lp) in enumerate(zip(comp.texts, shares, lps))]
+            if cfg.logprobs and not comp.logprobs:
+                note = f"generate: backend of '{model}' returned no logprobs; candidates carry none"
+                cands = [c.noted(note) for c in cands]
+            out += cands
         return out
 
     def streams_output(self) -> bool:
         cfg = self.config
-        return len(cfg.models()) == 1 and cfg.samples == 1
+        # A stream carries text only: a node asked for logprobs keeps its ordinary call.
+        return len(cfg.models()) == 1 and cfg.samples == 1 and not cfg.logprobs
 
     def call_bound(self, fan_in: int) -> tuple[int, int]:
         """One request per model, whatever the inputs; each returns ``samples`` candidates."""

@@ -94,8 +94,9 @@ class SampleUntil(Operator[SampleUntilConfig]):
         while (start := len(drawn) // len(models)) < cfg.max_samples:
             ks = tuple(range(start, min(start + cfg.wave, cfg.max_samples)))
             comps = await asyncio.gather(*(ctx.complete(m, sampling_request(cfg, m, prompt, query, inputs, ks)) for m in models))
-            new = [Candidate(text=t, node=self.node_id, model=m, sample=k, usage=u)
-                   for m, comp in zip(models, comps) for k, t, u in zip(ks, comp.texts, comp.usage.split(len(comp.texts)))]
+            new = [Candidate(text=t, node=self.node_id, model=m, sample=k, usage=u, logprobs=tuple(lp) if lp is not None else None)
+                   for m, comp in zip(models, comps)
+                   for k, t, u, lp in zip(ks, comp.texts, comp.usage.split(len(comp.texts)), comp.logprobs or [None] * len(comp.texts))]
             drawn += new
             if cfg.until == "verify":
                 passed = await self._verified(new, query, ctx)

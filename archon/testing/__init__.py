@@ -4,7 +4,8 @@ conformance suites every operator and backend kind passes.
     from archon.testing import FunctionBackend, OperatorContract, BackendContract
 
 - ``FunctionBackend(fn)``, ``ScriptedBackend([...])``, ``EchoBackend()``: backends answering from a
-  function or a list, with no network and no cost (``backends.doubles``).
+  function or a list, with no network and no cost (``backends.doubles``); a reply may be
+  ``Sampled(text, logprobs)`` to give token log-probabilities.
 - ``FakeOpenAIServer``: a real OpenAI-compatible HTTP server on 127.0.0.1 that can be told to fail
   (needs the ``serve`` extra: uvicorn and starlette are imported when it starts).
 - ``OperatorContract``, ``BackendContract`` and ``StoreContract``: pytest suites; subclass one in a
@@ -20,6 +21,7 @@ _HOMES = {
     "EchoBackend": "backends.doubles",
     "FunctionBackend": "backends.doubles",
     "ScriptedBackend": "backends.doubles",
+    "Sampled": "backends.doubles",
     "FakeOpenAIServer": "archon.testing.fake_server",
     "default_reply": "archon.testing.fake_server",
     "BackendContract": "archon.testing.backend_contract",
@@ -32,7 +34,7 @@ if TYPE_CHECKING:
     from archon.testing.fake_server import FakeOpenAIServer, default_reply
     from archon.testing.operator_contract import OperatorContract
     from archon.testing.store_contract import StoreContract
-    from backends.doubles import EchoBackend, FunctionBackend, ScriptedBackend
+    from backends.doubles import EchoBackend, FunctionBackend, Sampled, ScriptedBackend
 
 __all__ = [
     "BackendContract",
@@ -40,6 +42,7 @@ __all__ = [
     "FakeOpenAIServer",
     "FunctionBackend",
     "OperatorContract",
+    "Sampled",
     "ScriptedBackend",
     "StoreContract",
     "default_reply",

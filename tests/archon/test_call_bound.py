@@ -134,6 +134,21 @@ def voted() -> Pipeline:
     return p  # 1
 
 
+def scored(top_k: int | None = None, **kw) -> Pipeline:
+    p = Pipeline("score")
+    s = p.add("scored", "score", inputs=drafts(p, 4), model="fake/judge", top_k=top_k, **kw)
+    p.add("answer", "rank", inputs=s, model="fake/ranker", top_k=1)
+    return p  # 1 + 4 + (1 when at least two scored candidates are kept)
+
+
+def weighted_vote() -> Pipeline:
+    p = Pipeline("weighted-vote")
+    d = drafts(p, 5, logprobs=True)
+    s = p.add("scored", "score", inputs=d, model="fake/judge", method="yes_prob")
+    p.add("vote", "vote", inputs=s, weight="score")
+    return p  # 1 + 5
+
+
 def ensemble_fuse_rank() -> Pipeline:
     p = Pipeline("ensemble")
     e = p.add("proposals", "ensemble", model=["fake/a", "fake/b"], samples=2)
@@ -174,6 +189,9 @@ CASES = {
     "rank-pairwise-knockout": (lambda: pairwise("knockout"), 5, True),
     "rank-pairwise-round-robin": (lambda: pairwise("round_robin", both_orders=True), 21, True),
     "vote": (voted, 1, True),
+    "score-judge": (lambda: scored(), 6, True),
+    "score-process-top-1": (lambda: scored(top_k=1, method="process"), 5, True),  # one kept: nothing to rank
+    "score-yes-prob-weighted-vote": (weighted_vote, 6, True),
     "ensemble-fuse-rank": (ensemble_fuse_rank, 5, True),
     "sample-until-agree": (lambda: adaptive(max_samples=7, wave=2), 4, True),  # waves of 2, 2, 2, 1
     "sample-until-ensemble": (lambda: adaptive(model=["fake/a", "fake/b"], max_samples=4, wave=3), 4, True),

@@ -35,6 +35,7 @@ CASES: dict[str, tuple[dict, list[str]]] = {
     "write_tests": ({"model": "fake/tester", "style": "nl"}, []),
     "unit_test": ({"tests": "model", "style": "nl", "model": "fake/judge"}, DRAFTS),
     "retrieve": ({"corpus": str(CORPUS), "top_k": 2}, []),
+    "score": ({"model": "fake/judge", "top_k": 2}, DRAFTS),
 }
 
 
@@ -88,12 +89,12 @@ class TestLocalBackend(BackendContract):
         return LocalBackend(name, settings)
 
     def make_failing_backend(self, name, settings):
-        # A request the embedded model refuses: logprobs (see backends.local's docstring).
+        # A request the embedded model refuses: a chat with no message.
         class Refusing(LocalBackend):
             async def complete(self, request):
                 from dataclasses import replace
 
-                return await super().complete(replace(request, logprobs=1))
+                return await super().complete(replace(request, messages=()))
 
         return Refusing(name, settings)
 

@@ -62,6 +62,42 @@ async def test_chat_mode_uses_the_models_template(backend):
 
 
 @needs_llama
+async def test_logprobs_of_the_sampled_tokens_without_logits_all(backend):
+    """One logprob per completion token, sampling unchanged, and the same values llama.cpp's own
+    logprobs (which need logits_all) give for the same logits."""
+    plain = await backend.complete(completion(max_tokens=8))
+    asked = await backend.complete(completion(max_tokens=8, logprobs=0))
+    assert asked.texts == plain.texts  # greedy either way: recording leaves the logits alone
+    (lps,) = asked.logprobs
+    assert len(lps) == asked.usage.completion_tokens == 8 and all(lp <= 0 for lp in lps)
+    chat = await backend.complete(CompletionRequest(model=DEFAULT_MODEL, messages=({"role": "user", "content": "Hi"},),
+                                                    max_tokens=4, logprobs=0))
+    assert chat.logprobs is not None and len(chat.logprobs[0]) == chat.usage.completion_tokens
+
+    import llama_cpp
+
+    from backends._token_logprobs import TokenLogprobs
+
+    # The reference: a logits_all model (affordable at this n_ctx only), read both ways on the same logits.
+    ref = llama_cpp.Llama(model_path=str(default_model_path()), n_ctx=64, logits_all=True, verbose=False)
+    record, generate = TokenLogprobs(), ref.generate
+
+    def recorded(*args, **kwargs):
+        for token in generate(*args, **kwargs):
+            record.took(token)
+            yield token
+
+    ref.generate = recorded
+    out = ref.create_completion(CODE, max_tokens=8, temperature=0.0, logprobs=1,
+                                logits_processor=llama_cpp.LogitsProcessorList([record]))
+    assert out["choices"][0]["text"] == asked.texts[0]
+    assert record.values == pytest.approx(out["choices"][0]["logprobs"]["token_logprobs"], abs=1e-4)
+    # The backend evaluates its prompt in two batches (see _pin_prompt_evaluation), a 4-bit model's
+    # logits shift a little with that: close, not equal.
+    assert lps == pytest.approx(record.values, abs=0.25)
+
+
+@needs_llama
 async def test_samples_are_seeded_from_the_request(backend):
     request = completion(temperature=0.8, max_tokens=24, samples=(0, 1, 2))
     first = await backend.complete(request)
@@ -149,8 +185,8 @@ async def test_request_errors(backend, tmp_path):
         await backend.complete(CompletionRequest(model="gemma-3-27m", prompt="x", mode="completion"))
     with pytest.raises(BackendRequestError, match="context window of 4096"):
         await backend.complete(completion("word " * 5000))
-    with pytest.raises(BackendRequestError, match="logprobs"):
-        await backend.complete(completion(logprobs=1))
+    with pytest.raises(BackendRequestError, match="at least one message"):
+        await backend.complete(CompletionRequest(model=DEFAULT_MODEL, messages=()))
     not_gguf = tmp_path / "notes.gguf"
     not_gguf.write_text("not a model")
     with pytest.raises(ConfigError, match="valid GGUF"):

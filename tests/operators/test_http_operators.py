@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 
 import pytest
 
@@ -12,6 +13,8 @@ from backends.presets import OpenAISettings
 
 
 def reply(prompt: str, k: int) -> str:
+    if "Yes or No" in prompt:
+        return "Yes" if "answer is 7" in prompt else "No"
     if "Ranking:" in prompt:
         return "[2] > [1]"
     if "Reviews:" in prompt:
@@ -53,6 +56,11 @@ def pipeline(op: str, corpus: str = "") -> Pipeline:
     if op == "ensemble":
         p.add("out", "ensemble", model=["srv/a", "srv/b"], samples=2)
         return p
+    if op == "score":
+        d = p.add("draft", "generate", model="srv/m", samples=3, logprobs=True)
+        s = p.add("scored", "score", inputs=d, model="srv/judge", method="yes_prob")
+        p.add("out", "vote", inputs=s, weight="perplexity")
+        return p
     if op == "route":
         p.add("gauge", "route", model="srv/cheap", samples=3, thresholds=[0.9], branches=["strong", "cheap"])
         p.add("strong", "generate", inputs="gauge", model="srv/strong", prompt="{query}")
@@ -79,7 +87,7 @@ def pipeline(op: str, corpus: str = "") -> Pipeline:
 
 
 @pytest.mark.parametrize("op", ["generate", "ensemble", "rank", "fuse", "critique", "verify", "vote", "route", "merge",
-                                "retrieve", "write_tests", "unit_test", "sample_until"])
+                                "retrieve", "write_tests", "unit_test", "sample_until", "score"])
 def test_operator_over_http(server, op, tmp_path):
     server.reset()
     (tmp_path / "docs").mkdir()
@@ -114,5 +122,11 @@ def test_operator_over_http(server, op, tmp_path):
         assert res.output == "from context: Kangaroos"
     if op == "sample_until":
         assert server.requests == 2 and res.samples_used == 4 and res.output == "the answer is 7" and out[0].meta["stopped"] == "max"
+    if op == "score":  # the server's logprobs reach the candidates, the judge's P(yes) and the weighted vote
+        assert [len(c.logprobs or ()) for c in res.candidates["draft"]] == [4, 4, 4]
+        scored = res.candidates["scored"]
+        assert [c.meta["score_source"] for c in scored] == ["logprobs"] * 3 and not any(c.notes for c in scored)
+        assert scored[0].score == pytest.approx(math.exp(-0.15)) and scored[-1].score == pytest.approx(1 - math.exp(-0.1))
+        assert out[0].meta["answer"] == "7" and out[0].meta["weighted_by"] == "perplexity"
     if op in ("write_tests", "unit_test"):
         assert res.output == "    return a + b\n" and out[0].meta["tests"] == {"passed": 2, "total": 2, "status": "passed", "source": "inputs"}

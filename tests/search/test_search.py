@@ -81,6 +81,31 @@ def test_bad_spaces_are_rejected(change, message):
         SearchSpace(yaml.safe_load(SPACE.replace(*change)))
 
 
+def test_score_and_weighted_vote_settings_are_searchable():
+    space = SearchSpace(yaml.safe_load("""
+name: best-of-n
+nodes:
+  - {id: draft, op: generate, model: fake/m, samples: {choices: [4, 8]}, logprobs: true}
+  - id: scored
+    op: score
+    inputs: [draft]
+    model: {choices: [fake/judge, fake/prm]}
+    method: {choices: [judge, yes_prob, process]}
+    top_k: {choices: [1, 4]}
+  - {id: vote, op: vote, inputs: [scored], weight: {choices: [none, score, logprob, perplexity]}}
+"""))
+    assert space.params() == ["draft.samples", "scored.model", "scored.method", "scored.top_k", "vote.weight"]
+
+    class Last:
+        def suggest_categorical(self, name, choices):
+            return choices[-1]
+
+    spec = space.sample(Last())
+    scored, vote = spec.node("scored").config, spec.node("vote").config
+    assert (scored.model, scored.method, scored.top_k, vote.weight) == ("fake/prm", "process", 4, "perplexity")
+    assert space.sample_first().node("scored").config.method == "judge"
+
+
 def test_space_schema_allows_choices():
     schema = space_json_schema()
     assert "Choice" in schema["$defs"] and "optional" in schema["$defs"]["GenerateNode"]["properties"]

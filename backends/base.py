@@ -71,6 +71,8 @@ class CompletionRequest:
     stop: tuple[str, ...] = ()
     samples: tuple[int, ...] = (0,)
     logprobs: int | None = None
+    top_p: float | None = None  # nucleus sampling; None: the server's default
+    seed: int | None = None  # a base seed: a server is sent seed + the request's first sample index
     meta: CallMeta = field(default_factory=CallMeta, compare=False)
 
     @property
@@ -179,5 +181,10 @@ def request_key(backend: str, request: CompletionRequest, server: str = "") -> s
         "stop": list(request.stop),
         "logprobs": request.logprobs,
     }
+    # Only when set, so that every key written before these settings existed stays the same.
+    if request.top_p is not None:
+        payload["top_p"] = request.top_p
+    if request.seed is not None:
+        payload["seed"] = request.seed
     raw = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(raw.encode()).hexdigest()

@@ -432,6 +432,8 @@ def _generate(
 def _samples(model: _LoadedModel, llama: Any, request: CompletionRequest, seeds: list[int],
              cancelled: threading.Event) -> list[tuple[dict, dict, list[float] | None]]:
     common: dict[str, Any] = dict(temperature=request.temperature, max_tokens=request.max_tokens, stop=list(request.stop))
+    if request.top_p is not None:
+        common["top_p"] = request.top_p
     results = []
     for seed in seeds:
         if cancelled.is_set():

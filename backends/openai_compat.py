@@ -214,6 +214,10 @@ class OpenAIBackend:
         params: dict[str, Any] = {"model": request.model, "temperature": request.temperature}
         if n != 1:
             params["n"] = n
+        if request.top_p is not None:
+            params["top_p"] = request.top_p
+        if request.seed is not None:  # samples k.. of a seeded request: its own seed, so they differ from 0..
+            params["seed"] = request.seed + request.samples[0]
         if request.max_tokens is not None:
             params["max_tokens"] = request.max_tokens
         if request.stop:

@@ -59,6 +59,11 @@ class ModelCallConfig(OpConfig):
     max_tokens: int = Field(default=512, ge=1, description="Most tokens generated per completion.")
     system: str | None = Field(default=None, description="System prompt (chat mode).")
     stop: list[str] = Field(default_factory=list, description="Stop sequences.")
+    top_p: float | None = Field(default=None, gt=0, le=1, description="Nucleus sampling: sample from the smallest set of "
+                                "tokens whose probability reaches top_p. Default: the server's.")
+    seed: int | None = Field(default=None, ge=0, description="Base seed for servers that take one (OpenAI, vLLM, llama.cpp): "
+                             "sample k is drawn with its own seed derived from it. Default: none (the embedded model "
+                             "seeds every sample from the request anyway).")
     mode: Literal["chat", "completion"] = Field(
         default="chat", description="'chat' sends messages; 'completion' sends the rendered prompt as plain text (base models)."
     )
@@ -187,11 +192,11 @@ def build_request(
         text = f"{cfg.system}\n\n{prompt}" if cfg.system else prompt
         return CompletionRequest(
             model=model, prompt=text, mode="completion", temperature=temp, max_tokens=cfg.max_tokens,
-            stop=tuple(cfg.stop), samples=tuple(samples),
+            stop=tuple(cfg.stop), samples=tuple(samples), top_p=cfg.top_p, seed=cfg.seed,
         )
     messages: list[Message] = [{"role": "system", "content": cfg.system}] if cfg.system else []
     messages.append({"role": "user", "content": prompt})
     return CompletionRequest(
         model=model, messages=tuple(messages), mode="chat", temperature=temp, max_tokens=cfg.max_tokens,
-        stop=tuple(cfg.stop), samples=tuple(samples),
+        stop=tuple(cfg.stop), samples=tuple(samples), top_p=cfg.top_p, seed=cfg.seed,
     )

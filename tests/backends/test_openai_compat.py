@@ -127,6 +127,25 @@ async def test_stop_is_sent_and_honoured(backend, srv):
     assert srv.log[0].body["stop"] == ["END", "zzz"]
 
 
+async def test_top_p_and_seed_are_sent_seed_offset_by_the_first_sample(backend, srv):
+    await backend.complete(chat(samples=(0, 1), top_p=0.9, seed=7))
+    await backend.complete(chat(samples=(3, 4), top_p=0.9, seed=7))  # the cache asks only for the samples it lacks
+    await backend.complete(chat())
+    bodies = [e.body for e in srv.log]
+    assert [(b.get("top_p"), b.get("seed")) for b in bodies] == [(0.9, 7), (0.9, 10), (None, None)]
+
+
+def test_top_p_and_seed_are_part_of_the_cache_key_only_when_set():
+    from backends.base import request_key
+
+    plain = chat()
+    keys = {request_key("fast", r) for r in (plain, chat(top_p=0.9), chat(seed=1), chat(seed=2))}
+    assert len(keys) == 4
+    # Unset, the key is what it was before the settings existed: earlier caches still replay
+    # (tests/stores/test_migrations.py replays a store the landed main wrote).
+    assert request_key("fast", plain) == request_key("fast", chat(top_p=None, seed=None))
+
+
 async def test_chat_logprobs(backend, srv):
     out = await backend.complete(chat(samples=(0, 1), logprobs=2))
     body = srv.log[0].body

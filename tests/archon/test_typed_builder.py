@@ -172,7 +172,8 @@ def test_mypy_checks_typed_nodes_and_operator_configs(tmp_path, request):
     (tmp_path / good).write_text(GOOD)
     (tmp_path / bad).write_text(BAD)
     # One run for both files, with a cache kept between test sessions: mypy reads pydantic cold in ~40 s.
-    cache = request.config.cache.mkdir("mypy") if request.config.cache else tmp_path / "mypy-cache"
+    pytest_cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
+    cache = pytest_cache.mkdir("mypy") if pytest_cache else tmp_path / "mypy-cache"
     code, out = mypy(cache, tmp_path, [good, bad])
     assert code == 1, out
     lines = out.splitlines()

@@ -21,9 +21,10 @@ model works the same way, with or without naming its op.
 
 from __future__ import annotations
 
-__all__ = ["Critique", "Fuse", "Generate", "Merge", "Rank", "Retrieve", "Route", "SampleUntil", "Score", "UnitTest", "Verify", "Vote",
+__all__ = ["Beam", "Critique", "Fuse", "Generate", "Merge", "Rank", "Retrieve", "Route", "SampleUntil", "Score", "UnitTest", "Verify", "Vote",
            "WriteTests"]
 
+from operators.beam import BeamConfig as Beam
 from operators.critique import CritiqueConfig as Critique
 from operators.fuse import FuseConfig as Fuse
 from operators.generate import GenerateConfig as Generate

@@ -156,14 +156,22 @@ class Score(Operator[ScoreConfig]):
 
     async def __call__(self, inputs: list[Candidate], query: Query, ctx: Any) -> list[Candidate]:
         cfg = self.config
-        scored = await asyncio.gather(*(self._score(c, query, ctx) for c in inputs))
+        scored = await asyncio.gather(*(self.score_one(c, query, ctx) for c in inputs))
         # sorted() is stable: equal scores keep input order, and unscored ones (-inf) come last.
         ranked = sorted(scored, key=lambda c: -c.score if c.score is not None else math.inf)
         return ranked if cfg.top_k is None else ranked[: cfg.top_k]
 
-    async def _score(self, cand: Candidate, query: Query, ctx: Any) -> Candidate:
+    async def score_one(self, cand: Candidate, query: Query, ctx: Any, steps: list[str] | None = None) -> Candidate:
+        """``cand`` with its score (None when the reply gives none, with a note), from one judge call.
+
+        ``steps``: for ``process``, the candidate's steps when the caller knows them (``beam`` does:
+        it built the solution step by step); by default the candidate is split by ``split_steps``.
+        """
         cfg = self.config
-        steps = split_steps(cand.text) if cfg.method == "process" else []
+        if cfg.method != "process":
+            steps = []
+        elif steps is None:
+            steps = split_steps(cand.text)
         numbered = "\n".join(f"Step {i}: {s}" for i, s in enumerate(steps, 1))
         prompt = render(cfg.prompt or _PROMPTS[cfg.method], query=query.text, candidate=cand.text, steps=numbered)
         request = replace(build_request(cfg, cfg.model, prompt), max_tokens=cfg.max_tokens or _MAX_TOKENS[cfg.method])

@@ -26,3 +26,29 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     p = tmp_path / name
     p.write_text(text)
     return p
+
+
+def search_over_fake_server(tmp_path: Path, space: str, items: list[dict], reply, *, trials: int, seed: int) -> tuple[dict, str]:
+    """``archon search SPACE`` as a user runs it (a subprocess, ``--json``), its backend ``srv`` a fake
+    OpenAI-compatible server on 127.0.0.1 answering ``reply(prompt, k)``: the result, after checking
+    that the calls it reports reached the server and that the best pipeline it writes validates, and
+    that pipeline's YAML."""
+    import json
+    import subprocess
+    import sys
+
+    from archon.testing.fake_server import FakeOpenAIServer
+
+    data = write(tmp_path, "items.jsonl", "".join(json.dumps(item) + "\n" for item in items))
+    best = tmp_path / "best.yaml"
+    with FakeOpenAIServer(reply=reply) as srv:
+        env = {**os.environ, "ARCHON_BASE_URL": srv.base_url, "ARCHON_DB_URL": f"sqlite:///{tmp_path / 's.db'}"}
+        out = subprocess.run([sys.executable, "-m", "archon", "search", str(write(tmp_path, "space.yaml", space)), "--benchmark", str(data),
+                              "--trials", str(trials), "--sampler", "random", "--seed", str(seed), "--out", str(best), "--json"],
+                             capture_output=True, text=True, env=env, timeout=300)
+        assert out.returncode == 0, out.stderr
+        res = json.loads(out.stdout)
+        assert len(res["leaderboard"]) == trials and res["calls_issued"] == srv.requests
+        check = subprocess.run([sys.executable, "-m", "archon", "validate", str(best)], capture_output=True, text=True, env=env)
+        assert check.returncode == 0, check.stderr
+    return res, best.read_text()

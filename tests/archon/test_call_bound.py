@@ -163,6 +163,12 @@ def adaptive(**kw) -> Pipeline:
     return p  # every wave: the samples never agree (and nothing verifies)
 
 
+def beamed(**kw) -> Pipeline:
+    p = Pipeline("beam")
+    p.add("vote", "vote", inputs=p.add("solve", "beam", model="fake/m", scorer="fake/prm", **kw))
+    return p  # no step says "The answer is": every step runs, each beam's steps distinct ("answer k")
+
+
 def retrieved(corpus: Path) -> Pipeline:
     p = Pipeline("retrieve")
     r = p.add("passages", "retrieve", corpus=str(corpus), top_k=2)
@@ -196,6 +202,11 @@ CASES = {
     "sample-until-agree": (lambda: adaptive(max_samples=7, wave=2), 4, True),  # waves of 2, 2, 2, 1
     "sample-until-ensemble": (lambda: adaptive(model=["fake/a", "fake/b"], max_samples=4, wave=3), 4, True),
     "sample-until-verify": (lambda: adaptive(until="verify", verifier="fake/judge", max_samples=4, wave=2), 2 + 4, True),
+    # 1 request (width x expansions samples) + (max_steps - 1) x width requests + max_steps x width x expansions scores
+    "beam": (lambda: beamed(width=2, expansions=3, max_steps=3), 1 + 2 * 2 + 3 * 6, True),
+    "beam-greedy": (lambda: beamed(width=1, expansions=1, max_steps=4), 1 + 3 + 4, True),
+    # Particles drawn twice share one request (for twice the samples): at most width requests a step.
+    "beam-particle": (lambda: beamed(method="particle", width=3, expansions=2, max_steps=3), 1 + 2 * 3 + 3 * 6, False),
 }
 
 

@@ -36,6 +36,7 @@ CASES: dict[str, tuple[dict, list[str]]] = {
     "unit_test": ({"tests": "model", "style": "nl", "model": "fake/judge"}, DRAFTS),
     "retrieve": ({"corpus": str(CORPUS), "top_k": 2}, []),
     "score": ({"model": "fake/judge", "top_k": 2}, DRAFTS),
+    "beam": ({"model": "fake/m", "scorer": "fake/prm", "width": 2, "expansions": 2, "max_steps": 3, "keep": 2}, []),
 }
 
 

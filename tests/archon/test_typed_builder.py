@@ -130,7 +130,7 @@ reveal_type(Generate("d", nodes.Generate(model="fake/m")).config)
 # Every model with its required settings only: a default mypy cannot see (Field(0.7) instead of
 # Field(default=0.7)) would show up here as a missing argument.
 every = [
-    nodes.Critique(model="fake/m"), nodes.Fuse(model="fake/m"), nodes.Generate(model="fake/m"), nodes.Merge(),
+    nodes.Beam(model="fake/m"), nodes.Critique(model="fake/m"), nodes.Fuse(model="fake/m"), nodes.Generate(model="fake/m"), nodes.Merge(),
     nodes.Rank(model="fake/m"), nodes.Retrieve(corpus="docs/"), nodes.Route(thresholds=[0.5], branches=["a", "b"]),
     nodes.SampleUntil(model="fake/m"), nodes.Score(model="fake/m"), nodes.UnitTest(), nodes.Verify(model="fake/m"), nodes.Vote(),
     nodes.WriteTests(model="fake/m"),

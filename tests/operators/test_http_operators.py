@@ -13,6 +13,8 @@ from backends.presets import OpenAISettings
 
 
 def reply(prompt: str, k: int) -> str:
+    if "Step ratings:" in prompt:  # beam's process scorer
+        return "Step 1: [[8]]" if "is 7" in prompt else "Step 1: [[3]]"
     if "Yes or No" in prompt:
         return "Yes" if "answer is 7" in prompt else "No"
     if "Ranking:" in prompt:
@@ -67,6 +69,9 @@ def pipeline(op: str, corpus: str = "") -> Pipeline:
         p.add("cheap", "vote", inputs="gauge")
         p.add("out", "merge", inputs=["strong", "cheap"])
         return p
+    if op == "beam":  # one request for width x expansions first steps; each says its answer, so all finish at once
+        p.add("out", "beam", model="srv/m", scorer="srv/prm", width=2, expansions=2)
+        return p
     if op == "sample_until":  # the samples never agree (7, 8, 7, 8): both waves, then the plurality first
         p.add("out", "sample_until", model="srv/m", max_samples=4, wave=2)
         return p
@@ -87,7 +92,7 @@ def pipeline(op: str, corpus: str = "") -> Pipeline:
 
 
 @pytest.mark.parametrize("op", ["generate", "ensemble", "rank", "fuse", "critique", "verify", "vote", "route", "merge",
-                                "retrieve", "write_tests", "unit_test", "sample_until", "score"])
+                                "retrieve", "write_tests", "unit_test", "sample_until", "score", "beam"])
 def test_operator_over_http(server, op, tmp_path):
     server.reset()
     (tmp_path / "docs").mkdir()
@@ -128,5 +133,7 @@ def test_operator_over_http(server, op, tmp_path):
         assert [c.meta["score_source"] for c in scored] == ["logprobs"] * 3 and not any(c.notes for c in scored)
         assert scored[0].score == pytest.approx(math.exp(-0.15)) and scored[-1].score == pytest.approx(1 - math.exp(-0.1))
         assert out[0].meta["answer"] == "7" and out[0].meta["weighted_by"] == "perplexity"
+    if op == "beam":  # 1 request (4 samples, 2 distinct steps) + 2 process scores
+        assert server.requests == 3 and res.output == "the answer is 7" and out[0].score == pytest.approx(0.8)
     if op in ("write_tests", "unit_test"):
         assert res.output == "    return a + b\n" and out[0].meta["tests"] == {"passed": 2, "total": 2, "status": "passed", "source": "inputs"}

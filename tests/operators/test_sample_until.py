@@ -15,7 +15,7 @@ from archon import Pipeline, run
 from archon.exceptions import SpecError
 from archon.spec import parse_pipeline
 from backends.doubles import FunctionBackend
-from tests.conftest import write
+from tests.conftest import search_over_fake_server, write
 
 EASY, HARD = 70, 30
 MAX = 16
@@ -185,30 +185,13 @@ nodes:
 
 
 def test_archon_search_over_a_space_with_sample_until(tmp_path):
-    import os
-    import subprocess
-    import sys
-
-    from archon.testing.fake_server import FakeOpenAIServer
-
     def reply(prompt: str, k: int) -> str:
         if "Verdict" in prompt:
             return "Verdict: correct" if "is 1." in prompt else "Verdict: incorrect"
         return "The answer is 1." if k % 2 == 0 else "The answer is 2."
 
-    data = write(tmp_path, "items.jsonl", "".join(json.dumps({"id": f"q{i}", "question": f"What is {i} times zero plus one?",
-                                                              "answer": "1"}) + "\n" for i in range(4)))
-    space = write(tmp_path, "space.yaml", SPACE)
-    with FakeOpenAIServer(reply=reply) as srv:
-        env = {**os.environ, "ARCHON_BASE_URL": srv.base_url, "ARCHON_DB_URL": f"sqlite:///{tmp_path / 's.db'}"}
-        out = subprocess.run([sys.executable, "-m", "archon", "search", str(space), "--benchmark", str(data), "--trials", "5",
-                              "--sampler", "random", "--seed", "3", "--out", str(tmp_path / "best.yaml"), "--json"],
-                             capture_output=True, text=True, env=env, timeout=300)
-        assert out.returncode == 0, out.stderr
-        res = json.loads(out.stdout)
-        assert len(res["leaderboard"]) == 5 and res["calls_issued"] == srv.requests
-        params = {k for row in res["leaderboard"] for k in row["params"]}
-        assert {"draft.until", "draft.wave", "draft.max_samples", "draft.threshold"} <= params
-        check = subprocess.run([sys.executable, "-m", "archon", "validate", str(tmp_path / "best.yaml")], capture_output=True, text=True, env=env)
-        assert check.returncode == 0, check.stderr
-    assert "op: sample_until" in (tmp_path / "best.yaml").read_text()
+    items = [{"id": f"q{i}", "question": f"What is {i} times zero plus one?", "answer": "1"} for i in range(4)]
+    res, best = search_over_fake_server(tmp_path, SPACE, items, reply, trials=5, seed=3)
+    params = {k for row in res["leaderboard"] for k in row["params"]}
+    assert {"draft.until", "draft.wave", "draft.max_samples", "draft.threshold"} <= params
+    assert "op: sample_until" in best

@@ -353,7 +353,7 @@ class Report:
         problems = []
         if outcome.code not in allowed:
             problems.append(f"exit {outcome.code} (allowed: {allowed})")
-        if "Traceback" in text or "unexpected" in text:
+        if "Traceback" in text or "error: unexpected " in text:  # the CLI's catch-all (a YAML message may say "unexpected")
             problems.append("a traceback or an unexpected error")
         if outcome.seconds > LIMIT_SECONDS:
             problems.append(f"{outcome.seconds:.2f} s")

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from archon.exceptions import BackendResponseError, ConfigError, suggest
 from archon.graph import parse_model_ref
 from archon.records import RunTotals
-from backends.base import Backend, CallMeta, Completion, CompletionRequest, can_stream, open_stream
+from backends.base import Backend, CallMeta, Completion, CompletionRequest, can_reward, can_stream, open_stream, reward_of
 from backends.budget import Budget, BudgetedBackend
 from backends.presets import BackendSpec, missing_base_url, resolve_backend_specs
 from backends.wrappers import CachedBackend, LimitedBackend, RecordingBackend
@@ -171,6 +171,22 @@ class RunContext:
 
     def for_node(self, node_id: str) -> RunContext:
         return replace(self, node_id=f"{self.scope}{node_id}")
+
+    async def reward(self, model_ref: str, request: CompletionRequest) -> Completion:
+        """Score ``request.messages`` with the reward model ``model_ref`` through the backend's chain
+        (see ``backends.base.RewardBackend``); a backend that cannot is a ConfigError naming the fix."""
+        backend, model = parse_model_ref(model_ref)
+        chain = self.runtime.backend(backend)
+        if not can_reward(chain):
+            bottom: Any = chain
+            while getattr(bottom, "inner", None) is not None:
+                bottom = bottom.inner
+            kind = self.runtime.specs[backend].kind if backend in self.runtime.specs else type(bottom).__name__
+            raise ConfigError(f"node '{self.node_id}': backend '{backend}' (kind {kind}) cannot score with a reward "
+                              "model: use method judge or yes_prob, or an openai-kind backend pointing at a vLLM server "
+                              "that serves the reward model")
+        req = replace(request, model=model, meta=CallMeta(self.run_id, self.node_id, self.trial, self.meter))
+        return await reward_of(chain)(req)
 
     async def run_pipeline(self, ref: str, query: Query) -> RunResult:
         """Run the pipeline file ``ref`` (loaded with this pipeline) on ``query`` inside this run: the

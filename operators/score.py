@@ -13,6 +13,10 @@ Four methods, one judgement per candidate each (all concurrent):
   critiques first), run once per candidate on the rendered judge prompt; its answer is parsed as
   ``judge``'s reply is. The core loads and checks the file with the pipeline, and runs it inside the
   run (``ctx.run_pipeline``), so its calls are cached, recorded and counted like the node's own.
+- ``reward_model``: a reward-model server scores the (query, candidate) conversation
+  (``ctx.reward``; vLLM's ``/classify``): one output is a probability already (the sigmoid of the
+  reward), several are a classifier's, whose last class is read as "good"; a raw reward outside
+  [0, 1] (a regression head) is squashed with the logistic function, with a note.
 
 A reply that gives no score leaves ``score`` unset, with a note: such a candidate ranks last. Only the
 judge's reply is parsed, never the candidate, so nothing a candidate writes ("Rating: [[10]]") can
@@ -24,6 +28,7 @@ from __future__ import annotations
 __all__ = ["Score", "ScoreConfig", "parse_rating", "parse_step_ratings", "parse_yes_no", "split_steps"]
 
 import asyncio
+import json
 import math
 import re
 from dataclasses import replace
@@ -32,10 +37,10 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from archon.types import Candidate, Query
-from backends.base import Completion
+from backends.base import Completion, CompletionRequest, Message
 from operators.base import ModelCallConfig, Operator, build_request, render
 
-Method = Literal["judge", "yes_prob", "process", "pipeline"]
+Method = Literal["judge", "yes_prob", "process", "pipeline", "reward_model"]
 
 JUDGE_PROMPT = """Rate how correct, complete and helpful the response is as an answer to the query, from 0 (wrong or useless) to 10 (correct and complete). Explain briefly, then end with the rating in double brackets, e.g. "Rating: [[7]]".
 
@@ -126,7 +131,8 @@ class ScoreConfig(ModelCallConfig):
     method: Method = Field(
         default="judge", description="judge: a 0-10 rating; yes_prob: the probability of 'Yes' (from logprobs when the "
         "backend returns them); process: a process reward prompt rating each step of a (partial) solution; pipeline: "
-        "the pipeline file 'judge' answers the judge prompt and its answer is read as a 0-10 rating.",
+        "the pipeline file 'judge' answers the judge prompt and its answer is read as a 0-10 rating; reward_model: a "
+        "reward-model server (vLLM's /classify) scores the query and the candidate as a conversation.",
     )
     judge: str | None = Field(
         default=None, description="pipeline: the judge's pipeline file (a relative path resolves against the working "
@@ -139,7 +145,8 @@ class ScoreConfig(ModelCallConfig):
     max_tokens: int | None = Field(  # type: ignore[assignment]  # None: the method's own default
         default=None, ge=1, description="Most tokens in the judge's reply (default: 4 for yes_prob, 512 otherwise).")
     prompt: str | None = Field(
-        default=None, description="Template; judge and yes_prob: {query}, {candidate}; process: {query}, {steps} (numbered), {candidate}.")
+        default=None, description="Template; judge, yes_prob and pipeline: {query}, {candidate}; process: {query}, {steps} (numbered), "
+        "{candidate}; reward_model uses none (the server scores the query and the candidate as a conversation).")
 
     @model_validator(mode="after")
     def _method_needs(self) -> ScoreConfig:
@@ -170,7 +177,8 @@ class Score(Operator[ScoreConfig]):
     summary = "A judge gives every candidate a score in [0, 1] (rating, P(yes) or per-step process reward); keep the best top_k."
 
     def call_bound(self, fan_in: int) -> tuple[int, int]:
-        """One call per candidate (pipeline: none of its own); keeps top_k of them (all by default)."""
+        """One call per candidate (reward_model: one reward request; pipeline: none of its own); keeps
+        top_k of them (all by default)."""
         top_k = self.config.top_k
         return 0 if self.config.method == "pipeline" else fan_in, fan_in if top_k is None else min(fan_in, top_k)
 
@@ -187,6 +195,9 @@ class Score(Operator[ScoreConfig]):
 
     async def _score(self, cand: Candidate, query: Query, ctx: Any) -> Candidate:
         cfg = self.config
+        if cfg.method == "reward_model":
+            assert cfg.model is not None  # ScoreConfig's validator requires it
+            return await self._by_reward_model(cand, query, cfg.model, ctx)
         steps = split_steps(cand.text) if cfg.method == "process" else []
         numbered = "\n".join(f"Step {i}: {s}" for i, s in enumerate(steps, 1))
         prompt = render(cfg.prompt or _PROMPTS[cfg.method], query=query.text, candidate=cand.text, steps=numbered)
@@ -213,6 +224,20 @@ class Score(Operator[ScoreConfig]):
         if sub.notes:
             meta["judge_notes"] = sub.notes
         return self._from_rating(cand, meta, parse_rating(sub.output))
+
+    @staticmethod
+    async def _by_reward_model(cand: Candidate, query: Query, model: str, ctx: Any) -> Candidate:
+        # The conversation a reward model was trained on: the query as the user's turn, the answer as
+        # the assistant's; the server applies the model's own chat template. No prompt of ours.
+        messages: tuple[Message, ...] = ({"role": "user", "content": query.text}, {"role": "assistant", "content": cand.text})
+        comp = await ctx.reward(model, CompletionRequest(model=model, messages=messages, temperature=0.0, max_tokens=1))
+        probs = [float(p) for p in json.loads(comp.texts[0])]
+        value = probs[-1]  # one output: the reward's probability; a classifier's: its last class ("good")
+        meta = {**cand.meta, "score_method": "reward_model", "reward": value, "reward_probs": probs}
+        if 0.0 <= value <= 1.0:
+            return cand.evolve(score=value, meta=meta)
+        out = cand.evolve(score=1.0 / (1.0 + math.exp(-max(min(value, 700.0), -700.0))), meta=meta)
+        return out.noted(f"score: the reward model returned {value:g}, outside [0, 1] (a raw reward); scored its logistic")
 
     @staticmethod
     def _from_rating(cand: Candidate, meta: dict[str, Any], rating: float | None) -> Candidate:

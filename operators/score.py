@@ -1,6 +1,6 @@
 """score: every candidate gets a number in [0, 1] from a judge; keep the best ``top_k`` (best-of-N).
 
-Four methods, one judgement per candidate each (all concurrent):
+Five methods, one judgement per candidate each (all concurrent):
 
 - ``judge``: the judge rates the response 0-10 and ends with ``Rating: [[7]]``; the score is rating / 10.
 - ``yes_prob``: the judge answers Yes or No; the score is the probability of Yes, read from the
@@ -165,16 +165,17 @@ class ScoreConfig(ModelCallConfig):
 
 
 class Score(Operator[ScoreConfig]):
-    """Scores every candidate in [0, 1] with one judge call each and keeps the best ``top_k``.
+    """Scores every candidate in [0, 1] with one judgement each and keeps the best ``top_k``.
 
-    Cost: one call per candidate, all concurrent. Order: best score first, ties in input order,
+    Cost: one call per candidate (pipeline: one run of the judge pipeline), all concurrent. Order: best score first, ties in input order,
     unscored candidates last. Fallback: a reply without a score leaves the candidate unscored with
     a note; with yes_prob a backend that returns no logprobs gives the text's Yes/No as 1.0/0.0,
     with a note.
     """
 
     kind = "score"
-    summary = "A judge gives every candidate a score in [0, 1] (rating, P(yes) or per-step process reward); keep the best top_k."
+    summary = ("A judge gives every candidate a score in [0, 1] (rating, P(yes), per-step process reward, a judge "
+               "pipeline's rating or a reward model's); keep the best top_k.")
 
     def call_bound(self, fan_in: int) -> tuple[int, int]:
         """One call per candidate (reward_model: one reward request; pipeline: none of its own); keeps

@@ -96,6 +96,18 @@ nodes:
     assert [c.score for c in res.candidates["best"]] == [0.6, 0.6]
 
 
+def test_an_edited_judge_file_makes_another_eval_key(tmp_path):
+    from archon.evals.datasets import load_benchmark
+    from archon.evals.runner import eval_key
+
+    judge = write(tmp_path, "judge.yaml", JUDGE)
+    bench = load_benchmark(str(write(tmp_path, "items.jsonl", '{"id": "q0", "question": "1?", "answer": "1"}\n')))
+    before = eval_key(scored(judge).build(), bench, "chat")
+    assert eval_key(scored(judge).build(), bench, "chat") == before
+    judge.write_text(JUDGE.replace("samples: 2", "samples: 3"))
+    assert eval_key(scored(judge).build(), bench, "chat") != before  # results of the old judge are not reused
+
+
 # -- validation: the judge file is checked with the pipeline ----------------------------------------
 
 

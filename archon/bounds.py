@@ -18,6 +18,9 @@ def calls_per_query(spec: PipelineSpec) -> int:
     counted, every branch of a route included, so this is an upper bound: a routed query runs one
     branch, and early exits (rank of one candidate, verify's ``first_k``) spend less.
 
+    A node that runs a pipeline file (a ``score`` node's judge) adds that pipeline's own bound once
+    per run it declares (``Operator.pipeline_runs``).
+
     Cache hits count like calls. A request whose samples are partly cached is recorded twice (the
     hits and the live rest), so a run's ``calls`` total can exceed this bound when the cache is on.
     """
@@ -40,5 +43,7 @@ def _bounds(spec: PipelineSpec) -> dict[str, tuple[int, int]]:
         # Built as the runner builds it, so a plug-in's own bound is used too.
         op = get_operator(node.op)(node.id, node.config)
         fan_in = sum(bounds[i][1] for i in node.inputs) if node.inputs else 1
-        bounds[node_id] = op.call_bound(fan_in)
+        calls, outputs = op.call_bound(fan_in)
+        nested = sum(runs * calls_per_query(spec.pipelines[ref]) for ref, runs in op.pipeline_runs(fan_in).items())
+        bounds[node_id] = calls + nested, outputs
     return bounds

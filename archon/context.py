@@ -15,21 +15,23 @@ __all__ = ["RunContext", "Runtime"]
 
 import asyncio
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from archon.exceptions import BackendResponseError, ConfigError, suggest
 from archon.graph import parse_model_ref
 from archon.records import RunTotals
-from backends.base import Backend, CallMeta, Completion, CompletionRequest, can_stream, open_stream
+from backends.base import Backend, CallMeta, Completion, CompletionRequest, can_reward, can_stream, open_stream, reward_of
 from backends.budget import Budget, BudgetedBackend
 from backends.presets import BackendSpec, missing_base_url, resolve_backend_specs
 from backends.wrappers import CachedBackend, LimitedBackend, RecordingBackend
 
 if TYPE_CHECKING:
+    from archon.runner import CompiledPipeline
     from archon.spec import PipelineSpec
+    from archon.types import Query, RunResult
     from stores.store import Store
 
 
@@ -75,7 +77,7 @@ class Runtime:
 
     @classmethod
     def for_pipeline(cls, spec: PipelineSpec, **kw: Any) -> Runtime:
-        return cls(spec.backends, **kw)
+        return cls(spec.all_backends(), **kw)
 
     def backend(self, name: str) -> Backend:
         chain = self._chains.get(name)
@@ -152,6 +154,8 @@ class RunContext:
     """What an operator gets: a way to call models, and where the call comes from.
 
     ``meter`` counts the run's calls, tokens and cost as they happen (every node's context shares it).
+    ``pipelines``: the compiled pipeline files the run's nodes may run (``run_pipeline``); ``scope``
+    prefixes node ids inside such a nested run ("best/" for the judge pipeline of node 'best').
     """
 
     runtime: Runtime
@@ -162,9 +166,37 @@ class RunContext:
     #: The node whose one-sample call is streamed to ``on_delta`` (the output node), if any.
     stream_node: str | None = None
     on_delta: Callable[[str], None] | None = None
+    pipelines: Mapping[str, CompiledPipeline] = field(default_factory=dict, repr=False)
+    scope: str = ""
 
     def for_node(self, node_id: str) -> RunContext:
-        return replace(self, node_id=node_id)
+        return replace(self, node_id=f"{self.scope}{node_id}")
+
+    async def reward(self, model_ref: str, request: CompletionRequest) -> Completion:
+        """Score ``request.messages`` with the reward model ``model_ref`` through the backend's chain
+        (see ``backends.base.RewardBackend``); a backend that cannot is a ConfigError naming the fix."""
+        backend, model = parse_model_ref(model_ref)
+        chain = self.runtime.backend(backend)
+        if not can_reward(chain):
+            bottom: Any = chain
+            while getattr(bottom, "inner", None) is not None:
+                bottom = bottom.inner
+            kind = self.runtime.specs[backend].kind if backend in self.runtime.specs else type(bottom).__name__
+            raise ConfigError(f"node '{self.node_id}': backend '{backend}' (kind {kind}) cannot score with a reward "
+                              "model: use method judge or yes_prob, or an openai-kind backend pointing at a vLLM server "
+                              "that serves the reward model")
+        req = replace(request, model=model, meta=CallMeta(self.run_id, self.node_id, self.trial, self.meter))
+        return await reward_of(chain)(req)
+
+    async def run_pipeline(self, ref: str, query: Query) -> RunResult:
+        """Run the pipeline file ``ref`` (loaded with this pipeline) on ``query`` inside this run: the
+        same cache, store and budget; its calls count in this run's totals and in the result's own."""
+        compiled = self.pipelines.get(ref)
+        if compiled is None:
+            loaded = ", ".join(sorted(self.pipelines)) or "none"
+            raise ConfigError(f"node '{self.node_id}': pipeline file '{ref}' was not loaded with the pipeline "
+                              f"(loaded: {loaded}); a node's Config.pipeline_refs() must name it.")
+        return await compiled.run_nested(query, self)
 
     async def complete(self, model_ref: str, request: CompletionRequest) -> Completion:
         """Call ``model_ref`` ("<backend>/<model>") through the backend's cache/record/limit/retry chain."""

@@ -103,7 +103,9 @@ class RunTotals:
     and so does the cost they would have priced; an unpriced model alone leaves the priced calls' sum.
 
     One per run, carried by its context (and each request's ``CallMeta``), so the wrappers meter a
-    run as its calls happen and the runner reads the sum when the run ends.
+    run as its calls happen and the runner reads the sum when the run ends. A pipeline run inside a
+    run (a ``score`` node's judge pipeline) meters on its own totals whose ``parent`` is the run's, so
+    its calls count in both: the nested result's figures and the run's.
     """
 
     calls: int = 0
@@ -112,8 +114,11 @@ class RunTotals:
     cost_usd: float | None = None
     cost_unknown: bool = False
     notes: list[str] = field(default_factory=list)
+    parent: RunTotals | None = field(default=None, repr=False, compare=False)
 
     def add(self, usage: Usage, cost: float | None, cached: bool, counts: bool = True) -> None:
+        if self.parent is not None:
+            self.parent.add(usage, cost, cached, counts)
         self.calls += int(counts)
         self.cached_calls += int(cached and counts)
         self.usage = self.usage + usage
@@ -132,5 +137,7 @@ class RunTotals:
                       f"{'' if record.cached else ' and cost'} are unknown")
 
     def note(self, text: str) -> None:
+        if self.parent is not None:
+            self.parent.note(text)
         if text not in self.notes:
             self.notes.append(text)

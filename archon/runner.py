@@ -33,6 +33,8 @@ class CompiledPipeline:
         self.spec = spec
         self.operators: dict[str, Operator[Any]] = {n.id: get_operator(n.op)(n.id, n.config) for n in spec.nodes}
         self.graph = compile_graph(spec, self.operators)
+        # The pipeline files its nodes run, compiled once with it (the spec refused any recursion).
+        self.pipelines = {ref: CompiledPipeline(sub) for ref, sub in spec.pipelines.items()}
 
     @property
     def streams(self) -> bool:
@@ -52,12 +54,10 @@ class CompiledPipeline:
         streaming = on_delta is not None and self.streams
         totals = RunTotals()  # the run's meter: every call of the run is counted there as it happens
         ctx = RunContext(runtime, run_id=run_id, trial=trial, meter=totals, stream_node=self.spec.output if streaming else None,
-                         on_delta=on_delta if streaming else None)
+                         on_delta=on_delta if streaming else None, pipelines=self.pipelines)
         start = time.perf_counter()
         try:
-            state = await self.graph.ainvoke(
-                {"results": {}, "skipped": frozenset(), "notes": []}, config={"configurable": {"ctx": ctx, "query": q}, "recursion_limit": 10_000}
-            )
+            state = await self._invoke(q, ctx)
             results = state["results"]
             final = results.get(self.spec.output) or []
             if not final:
@@ -89,6 +89,38 @@ class CompiledPipeline:
         )
 
 
+    async def run_nested(self, query: Query, parent: RunContext) -> RunResult:
+        """Run inside ``parent``'s run (a score node's judge): the same runtime, run id and trial; calls
+        recorded under ``<parent node>/<node>`` and metered on totals that add to the parent's. Not a
+        run of its own in the store. An empty output is an empty answer here, not a failure: the
+        caller decides what no answer means."""
+        totals = RunTotals(parent=parent.meter)
+        ctx = RunContext(parent.runtime, run_id=parent.run_id, trial=parent.trial, meter=totals, pipelines=self.pipelines,
+                         scope=f"{parent.node_id}/" if parent.node_id else "")
+        start = time.perf_counter()
+        state = await self._invoke(query, ctx)
+        results = state["results"]
+        final = results.get(self.spec.output) or []
+        return RunResult(
+            output=final[0].text if final else "",
+            candidates=results,
+            usage=totals.usage,
+            cost_usd=totals.cost_usd,
+            latency_ms=(time.perf_counter() - start) * 1000,
+            calls=totals.calls,
+            cached_calls=totals.cached_calls,
+            run_id=parent.run_id,
+            pipeline=self.spec.name,
+            node_notes=list(state.get("notes") or []) + totals.notes,
+            abstained=not final or bool(final[0].meta.get("abstained")),
+        )
+
+    async def _invoke(self, query: Query, ctx: RunContext) -> Any:
+        return await self.graph.ainvoke(
+            {"results": {}, "skipped": frozenset(), "notes": []}, config={"configurable": {"ctx": ctx, "query": query}, "recursion_limit": 10_000}
+        )
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, (BackendError, RunFailed)):
         return str(exc)
@@ -112,11 +144,11 @@ def as_spec(pipeline: PipelineSpec | str | Path | Any) -> PipelineSpec:
 
 
 def merge_backends(specs: Iterable[PipelineSpec]) -> dict[str, BackendSpec]:
-    """The pipelines' ``backends:`` sections as one, for one runtime running them all."""
+    """The pipelines' ``backends:`` sections (their nested pipelines' included) as one, for one runtime running them all."""
     merged: dict[str, BackendSpec] = {}
     origin: dict[str, str] = {}
     for spec in specs:
-        for name, backend in spec.backends.items():
+        for name, backend in spec.all_backends().items():
             if name in merged and merged[name] != backend:
                 raise ConfigError(f"{spec.source}: backend '{name}' differs from its definition in {origin[name]}; "
                                   "pipelines run together share each backend, so rename one of them")

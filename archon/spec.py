@@ -10,7 +10,7 @@ from __future__ import annotations
 __all__ = ["NodeSpec", "PipelineSpec", "load_pipeline", "parse_backend", "parse_pipeline", "pipeline_json_schema", "read_yaml"]
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -53,12 +53,24 @@ class PipelineSpec:
     # The backends as written, ${VAR} unexpanded: what to_yaml writes back, so a saved pipeline
     # keeps reading its URLs from the environment instead of freezing this machine's values.
     written_backends: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    #: The pipeline files its nodes run (``OpConfig.pipeline_refs()``, e.g. a score node's judge),
+    #: loaded and checked with it, by the reference as written.
+    pipelines: dict[str, PipelineSpec] = field(default_factory=dict, repr=False)
 
     def node(self, node_id: str) -> NodeSpec:
         return next(n for n in self.nodes if n.id == node_id)
 
     def model_refs(self) -> list[str]:
-        return sorted({ref for n in self.nodes for ref in n.config.model_refs()})
+        """Every model this pipeline can call, its nested pipelines' included."""
+        own = {ref for n in self.nodes for ref in n.config.model_refs()}
+        return sorted(own.union(*(sub.model_refs() for sub in self.pipelines.values())))
+
+    def all_backends(self) -> dict[str, BackendSpec]:
+        """Its ``backends:`` with its nested pipelines' (the parse checked that shared names agree)."""
+        out: dict[str, BackendSpec] = {}
+        for sub in self.pipelines.values():
+            out.update(sub.all_backends())
+        return {**out, **self.backends}
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name}
@@ -92,19 +104,27 @@ def read_yaml(path: str | Path, what: str) -> Any:
     return load_yaml(read_text(p, what), str(path))
 
 
-def load_pipeline(path: str | Path) -> PipelineSpec:
-    """Read and check a pipeline file (YAML, or the original Archon JSON format)."""
+def load_pipeline(path: str | Path, *, check_backends: bool = True, within: tuple[Path, ...] = ()) -> PipelineSpec:
+    """Read and check a pipeline file (YAML, or the original Archon JSON format).
+
+    ``within``: the pipeline files this one is nested in (see ``parse_pipeline``).
+    """
     data = read_yaml(path, "pipeline")
     from archon.import_archon import from_archon, is_archon_config
 
     if is_archon_config(data):  # the original Archon JSON format, translated on the fly
         data = from_archon(data, source=str(path))
-    return parse_pipeline(data, source=str(path), default_name=Path(path).stem)
+    return parse_pipeline(data, source=str(path), default_name=Path(path).stem, check_backends=check_backends,
+                          within=(*within, Path(path).resolve()))
 
 
 def parse_pipeline(
-    data: Any, source: str = "<pipeline>", default_name: str = "pipeline", *, check_backends: bool = True
+    data: Any, source: str = "<pipeline>", default_name: str = "pipeline", *, check_backends: bool = True,
+    within: tuple[Path, ...] = (),
 ) -> PipelineSpec:
+    """Check a pipeline's data: top-level keys, backends, every node's settings, the graph, and the
+    pipeline files its nodes run. ``within``: the files being read, this one last when it is a file,
+    so that a pipeline that runs itself, directly or through another, is refused instead of looping."""
     if not isinstance(data, dict):
         raise SpecError(f"{source}: a pipeline file must be a mapping with 'nodes:' (got {type(data).__name__}).")
     problems: list[str] = []
@@ -148,7 +168,45 @@ def parse_pipeline(
         written_backends={str(k): dict(v) for k, v in raw_backends.items() if isinstance(v, dict)},
     )
     check_graph(spec, check_backends=check_backends)
-    return spec
+    nested = _nested_pipelines(spec, check_backends, within)
+    return replace(spec, pipelines=nested) if nested else spec
+
+
+def _nested_pipelines(spec: PipelineSpec, check_backends: bool, within: tuple[Path, ...]) -> dict[str, PipelineSpec]:
+    """The pipeline files ``spec``'s nodes run, loaded and checked; every problem names the node and the file.
+
+    A relative path resolves against the working directory, as a ``retrieve`` corpus does (and as the
+    ``archon search --out`` file that names it is read back).
+    """
+    out: dict[str, PipelineSpec] = {}
+    problems: list[str] = []
+    mine = spec.all_backends()
+    for node in spec.nodes:
+        for ref in node.config.pipeline_refs():
+            where = f"{spec.source}: node '{node.id}': pipeline file '{ref}'"
+            path = Path(ref).expanduser()
+            full = (path if path.is_absolute() else Path.cwd() / path).resolve()
+            if full in within:
+                problems.append(f"{where}: it is {'this pipeline' if full == within[-1] else 'a pipeline that runs this one'}; "
+                                f"a pipeline cannot run itself (that recursion never ends). Use another pipeline file.")
+                continue
+            if not full.is_file():
+                shown = "" if path.is_absolute() else f" (resolved against the working directory {Path.cwd()})"
+                problems.append(f"{where}: no such file {full}{shown}.")
+                continue
+            try:
+                sub = out.get(ref) or load_pipeline(full, check_backends=check_backends, within=within)
+            except SpecError as exc:
+                problems += [f"{where}: {line}" for line in exc.problems]
+                continue
+            for name, backend in sub.all_backends().items():
+                if name in mine and mine[name] != backend:
+                    problems.append(f"{where}: backend '{name}' differs from its definition here; the nested pipeline "
+                                    "runs on this pipeline's backends, so define it the same way in both or rename one.")
+            out[ref] = sub
+    if problems:
+        raise SpecError(problems)
+    return out
 
 
 def parse_backend(name: str, raw: Any, source: str = "<pipeline>") -> BackendSpec | list[str]:

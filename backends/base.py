@@ -9,28 +9,40 @@ iterator of text deltas (``str``) that ends with exactly one ``Completion``, the
 usage, whose text is the deltas joined. Streams are for one sample (``request.n == 1``). The wrappers
 pass streams through with the same caching, recording, limits and retries; ``can_stream`` says
 whether a backend, or a whole wrapper chain, really streams.
+
+A backend that can score text with a reward model may also offer ``reward(request)``
+(``RewardBackend``): the request's messages are the conversation to score (the prompt as the user's
+turn, the response as the assistant's), and the answer is a ``Completion`` whose one text is the
+server's class probabilities as a JSON list (``"[0.93]"`` for a one-output reward model) and whose
+usage is the conversation's tokens with 0 completion tokens. Text, so that the cache replays it and
+the store records it like any answer. The wrappers pass it through (``can_reward`` says whether a
+chain really scores).
 """
 
 from __future__ import annotations
 
 __all__ = [
     "Backend",
+    "CallFn",
     "CallMeta",
     "Completion",
     "CompletionRequest",
     "Message",
+    "RewardBackend",
     "StreamItem",
     "StreamingBackend",
     "Usage",
+    "can_reward",
     "can_stream",
     "open_stream",
     "request_key",
+    "reward_of",
     "server_identity",
 ]
 
 import hashlib
 import json
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, TypedDict, cast, runtime_checkable
 
@@ -139,6 +151,30 @@ def can_stream(backend: Any) -> bool:
     return callable(getattr(backend, "stream", None))
 
 
+@runtime_checkable
+class RewardBackend(Backend, Protocol):
+    """A backend that can also score a conversation with a reward model (optional; see the module docstring)."""
+
+    async def reward(self, request: CompletionRequest) -> Completion: ...
+
+
+#: A backend's ``complete`` or ``reward``: the wrappers treat both alike.
+CallFn = Callable[[CompletionRequest], Awaitable[Completion]]
+
+
+def reward_of(backend: Backend) -> CallFn:
+    """``backend.reward``, for a caller that asked ``can_reward(backend)`` first."""
+    return cast(RewardBackend, backend).reward
+
+
+def can_reward(backend: Any) -> bool:
+    """Whether ``backend.reward`` really scores (wrappers answer for the backend inside them, as for streams)."""
+    flag = getattr(backend, "can_reward", None)
+    if flag is not None:
+        return bool(flag)
+    return callable(getattr(backend, "reward", None))
+
+
 def open_stream(backend: Backend, request: CompletionRequest) -> AsyncGenerator[StreamItem, None]:
     """``backend.stream(request)``, for a caller that asked ``can_stream(backend)`` first.
 
@@ -165,10 +201,11 @@ def server_identity(backend: Any, model: str) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def request_key(backend: str, request: CompletionRequest, server: str = "") -> str:
+def request_key(backend: str, request: CompletionRequest, server: str = "", *, kind: str = "complete") -> str:
     """The cache key of a request, without its sample indices: backend name, server identity
-    (``server_identity``), model, prompt and parameters."""
-    payload = {
+    (``server_identity``), model, prompt and parameters; ``kind`` "reward" for a reward model's score
+    of the same messages, which must never replay as (or from) a completion."""
+    payload: dict[str, Any] = {
         "scheme": _KEY_SCHEME,
         "backend": backend,
         "server": server,
@@ -186,5 +223,7 @@ def request_key(backend: str, request: CompletionRequest, server: str = "") -> s
         payload["top_p"] = request.top_p
     if request.seed is not None:
         payload["seed"] = request.seed
+    if kind != "complete":
+        payload["kind"] = kind
     raw = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(raw.encode()).hexdigest()

@@ -18,7 +18,9 @@ from contextlib import aclosing
 from dataclasses import dataclass
 
 from archon.exceptions import BudgetExhausted
-from backends.base import Backend, Completion, CompletionRequest, StreamItem, can_stream, open_stream
+from backends.base import (
+    Backend, CallFn, Completion, CompletionRequest, StreamItem, can_reward, can_stream, open_stream, reward_of,
+)
 from backends.ports import PriceTable
 
 # A request without max_tokens could run to the model's context; this is what the reservation assumes.
@@ -122,10 +124,20 @@ class BudgetedBackend:
         self.name = inner.name
         self.budget = budget
 
+    @property
+    def can_reward(self) -> bool:
+        return can_reward(self.inner)
+
     async def complete(self, request: CompletionRequest) -> Completion:
+        return await self._budgeted(self.inner.complete, request)
+
+    async def reward(self, request: CompletionRequest) -> Completion:
+        return await self._budgeted(reward_of(self.inner), request)
+
+    async def _budgeted(self, call: CallFn, request: CompletionRequest) -> Completion:
         est = await self.budget.reserve(self.name, request)
         try:
-            comp = await self.inner.complete(request)
+            comp = await call(request)
         except BaseException:
             # A failed request still counts as issued; its tokens, if any, are unknown.
             await asyncio.shield(self.budget.settle(est, Spend(0.0, 0, 1)))

@@ -8,6 +8,11 @@ Replies are read raw and decoded here rather than through the client's pydantic 
 is not JSON then becomes a clear ``BackendResponseError`` (the client lets a bare ``JSONDecodeError``
 escape), and the hot path skips building models only to take three fields out of them.
 
+``reward`` scores a conversation with a reward model through vLLM's Classification API: a POST of
+``{"model", "messages"}`` to ``/classify`` at the server's root (the base URL without its ``/v1``),
+where vLLM applies the model's chat template and answers ``data[0].probs``, the class probabilities
+(one value, the sigmoid of the reward, for a one-output reward model such as Skywork-Reward-V2).
+
 ``stream`` (one sample) asks the server for ``stream: true`` with ``stream_options.include_usage``
 and yields the text deltas as they arrive, then the whole ``Completion``. A server that reports no
 usage (in a reply or its stream) leaves the usage unknown (``None``), never zero.
@@ -176,6 +181,36 @@ class OpenAIBackend:
             finish_reasons=[s[2] for s in samples],
             latency_ms=(time.perf_counter() - started) * 1000.0,
         )
+
+    async def reward(self, request: CompletionRequest) -> Completion:
+        """The reward model's class probabilities for ``request.messages``, as one JSON-list text."""
+        started = time.perf_counter()
+        index = self._current
+        client = self._clients[index]
+        try:
+            raw = await client.post(self._classify_url, body={"model": request.model, "messages": list(request.messages)},
+                                    cast_to=httpx.Response)
+        except openai.APIError as exc:
+            raise self._failed(exc, request, index) from exc
+        try:
+            body = json.loads(raw.content)
+            probs = [float(p) for p in body["data"][0]["probs"]]
+            if not probs:
+                raise ValueError("no probabilities")
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            snippet = raw.content[:200].decode("utf-8", "replace")
+            raise BackendResponseError(f"the server's /classify reply has no data[0].probs (is it a vLLM server with "
+                                       f"a reward or classification model?): {snippet}", backend=self.name,
+                                       model=request.model) from exc
+        usage = self._usage(body)
+        return Completion(texts=[json.dumps(probs)], usage=Usage(usage.prompt_tokens, 0),
+                          latency_ms=(time.perf_counter() - started) * 1000.0)
+
+    @property
+    def _classify_url(self) -> str:
+        # vLLM serves /classify beside /v1, not under it.
+        root = str(self._clients[0].base_url).rstrip("/").removesuffix("/v1")
+        return f"{root}/classify"
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamItem]:
         """One sample's text deltas as the server sends them, then the whole ``Completion``."""

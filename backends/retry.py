@@ -27,7 +27,9 @@ from tenacity import (
 )
 
 from archon.exceptions import BackendError
-from backends.base import Backend, Completion, CompletionRequest, StreamingBackend, StreamItem, can_stream
+from backends.base import (
+    Backend, CallFn, Completion, CompletionRequest, StreamingBackend, StreamItem, can_reward, can_stream, reward_of,
+)
 
 SleepFn = Callable[[float], Awaitable[None]]
 
@@ -74,12 +76,22 @@ class RetryingBackend:
         return self._backoff(state)
 
     async def complete(self, request: CompletionRequest) -> Completion:
+        return await self._retried(self.inner.complete, request)
+
+    @property
+    def can_reward(self) -> bool:
+        return can_reward(self.inner)
+
+    async def reward(self, request: CompletionRequest) -> Completion:
+        return await self._retried(reward_of(self.inner), request)
+
+    async def _retried(self, call: CallFn, request: CompletionRequest) -> Completion:
         attempts = 0
         try:
             async for attempt in self._retrying.copy():
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
-                    completion = await self.inner.complete(request)
+                    completion = await call(request)
         except BackendError as exc:
             exc.attempts = attempts
             raise

@@ -11,7 +11,9 @@ samples to and from a ``SampleCache`` (the store's recorder implements both and 
 off the hot path); each call is also counted on its run's meter (``CallMeta.meter``) as it happens.
 
 Each wrapper also passes streams through (``stream``, see ``backends.base``): a streamed call is
-recorded once, when its final ``Completion`` arrives; a cached answer is replayed as one delta.
+recorded once, when its final ``Completion`` arrives; a cached answer is replayed as one delta. A
+reward model's score (``reward``) goes through the same chain as a completion: cached under a key of
+its own kind, recorded with the conversation as its prompt and 0 completion tokens, limited, retried.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from typing import Any
 from archon.exceptions import BackendError
 from archon.records import CachedSample, CallRecord
 from backends.base import (
-    Backend, Completion, CompletionRequest, StreamItem, Usage, can_stream, open_stream, request_key, server_identity,
+    Backend, CallFn, Completion, CompletionRequest, StreamItem, Usage, can_reward, can_stream, open_stream, request_key,
+    reward_of, server_identity,
 )
 from backends.ports import CallSink, PriceTable, SampleCache
 
@@ -65,10 +68,20 @@ class RecordingBackend:
     def can_stream(self) -> bool:
         return can_stream(self.inner)
 
+    @property
+    def can_reward(self) -> bool:
+        return can_reward(self.inner)
+
     async def complete(self, request: CompletionRequest) -> Completion:
+        return await self._call(self.inner.complete, request)
+
+    async def reward(self, request: CompletionRequest) -> Completion:
+        return await self._call(reward_of(self.inner), request)
+
+    async def _call(self, call: CallFn, request: CompletionRequest) -> Completion:
         start = time.perf_counter()
         try:
-            completion = await self.inner.complete(request)
+            completion = await call(request)
         except BackendError as exc:
             self._failed(request, exc, start)
             raise
@@ -137,9 +150,19 @@ class CachedBackend:
     def can_stream(self) -> bool:
         return can_stream(self.inner)
 
+    @property
+    def can_reward(self) -> bool:
+        return can_reward(self.inner)
+
     async def complete(self, request: CompletionRequest) -> Completion:
+        return await self._cached(self.inner.complete, request, self._key(request))
+
+    async def reward(self, request: CompletionRequest) -> Completion:
+        key = request_key(self.name, request, server_identity(self.origin, request.model), kind="reward")
+        return await self._cached(reward_of(self.inner), request, key)
+
+    async def _cached(self, call: CallFn, request: CompletionRequest, key: str) -> Completion:
         start = time.perf_counter()
-        key = self._key(request)
         hits = await self.cache.get_samples(key, request.samples)
         waiting = {k: self._inflight[(key, k)] for k in request.samples if k not in hits and (key, k) in self._inflight}
         missing = tuple(k for k in request.samples if k not in hits and k not in waiting)
@@ -152,7 +175,7 @@ class CachedBackend:
             for k, fut in waiting.items():
                 hits[k] = (await asyncio.shield(fut))[k]
             if missing:
-                live = await self.inner.complete(request.with_samples(missing))
+                live = await call(request.with_samples(missing))
         except BaseException as exc:
             if flight is not None:
                 _fail(flight, exc)
@@ -254,12 +277,22 @@ class LimitedBackend:
     def can_stream(self) -> bool:
         return can_stream(self.inner)
 
+    @property
+    def can_reward(self) -> bool:
+        return can_reward(self.inner)
+
     async def complete(self, request: CompletionRequest) -> Completion:
+        return await self._limited(self.inner.complete, request)
+
+    async def reward(self, request: CompletionRequest) -> Completion:
+        return await self._limited(reward_of(self.inner), request)
+
+    async def _limited(self, call: CallFn, request: CompletionRequest) -> Completion:
         async with self._sem:
             if self._global is None:
-                return await self.inner.complete(request)
+                return await call(request)
             async with self._global:
-                return await self.inner.complete(request)
+                return await call(request)
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamItem]:
         # A streamed call holds its slots until its last token: it is in flight all that time.

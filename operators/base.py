@@ -51,6 +51,11 @@ class OpConfig(BaseModel):
         """Other node ids named in the settings (e.g. a route's branches), checked like inputs."""
         return []
 
+    def pipeline_refs(self) -> list[str]:
+        """Pipeline files this node runs (e.g. a ``score`` node's judge), as written: the core loads and
+        checks each with the pipeline that holds it, and hands the node a way to run it (``ctx.run_pipeline``)."""
+        return []
+
 
 class ModelCallConfig(OpConfig):
     """Settings shared by operators that call a model."""
@@ -137,6 +142,12 @@ class Operator(Generic[ConfigT]):
         does must override this, or ``archon.bounds.calls_per_query`` under-counts it.
         """
         return 0, fan_in
+
+    def pipeline_runs(self, fan_in: int) -> dict[str, int]:
+        """How many times this node runs each of its ``Config.pipeline_refs()`` for one query, given
+        ``fan_in``. Those runs' calls are not in ``call_bound``: ``archon.bounds`` adds each pipeline's
+        own bound times its runs, since only the core knows what a pipeline file holds."""
+        return {}
 
 
 def _config_parameter(cls: type) -> type[OpConfig] | None:

@@ -48,13 +48,20 @@ def prompt_style(spec: PipelineSpec) -> Literal["chat", "completion"]:
 
 def eval_key(spec: PipelineSpec, benchmark: Benchmark, style: str) -> str:
     """Same pipeline, benchmark, prompts and scorer -> same key -> finished items are reused."""
+    nested = {"nested": _nested_dicts(spec)} if spec.pipelines else {}  # only then: older keys stay the same
     payload = json.dumps(
-        {"pipeline": spec.to_dict(), "benchmark": benchmark.name, "scorer": benchmark.scorer, "style": style,
+        {"pipeline": spec.to_dict(), **nested, "benchmark": benchmark.name, "scorer": benchmark.scorer, "style": style,
          # fewshot + template is the old baked-in few-shot template: keys of stored results stay the same
          "prompt": benchmark.fewshot + benchmark.completion_prompt if style == "completion" else benchmark.chat_prompt},
         sort_keys=True, default=str,
     )
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _nested_dicts(spec: PipelineSpec) -> dict[str, Any]:
+    """The pipeline files ``spec`` runs (a score node's judge), as they are now: a file edited since
+    makes another key, so results scored by the old judge are not reused."""
+    return {ref: {"pipeline": sub.to_dict(), "nested": _nested_dicts(sub)} for ref, sub in spec.pipelines.items()}
 
 
 async def evaluate(

@@ -5,6 +5,9 @@ can be told to misbehave the way real servers do: a status code with an OpenAI-s
 request that never answers, a 200 whose body is not JSON, a stream that breaks off. Everything goes
 over real HTTP, so the client's own parsing and error paths are what gets exercised.
 
+With ``reward=fn`` it also serves vLLM's Classification API at ``/classify`` (beside ``/v1``, as vLLM
+does): ``fn(messages)`` gives the class probabilities of the conversation, answered as ``data[0].probs``.
+
 ``stream: true`` is answered with server-sent events as OpenAI sends them: the reply word by word
 (``chunk_delay`` seconds apart), a chunk with the finish reason, a usage chunk when
 ``stream_options.include_usage`` asks for it, then ``data: [DONE]``.
@@ -20,7 +23,7 @@ prints its base URL on one line once it is listening.
 
 from __future__ import annotations
 
-__all__ = ["FakeOpenAIServer", "LogEntry", "ReplyFn", "default_reply"]
+__all__ = ["FakeOpenAIServer", "LogEntry", "ReplyFn", "RewardFn", "default_reply"]
 
 import argparse
 import asyncio
@@ -42,6 +45,8 @@ if TYPE_CHECKING:  # imported when a server starts: the doubles and suites need 
     from starlette.responses import Response
 
 ReplyFn = Callable[[str, int], str]
+#: A scripted reward model: a conversation's messages -> its class probabilities.
+RewardFn = Callable[[list[dict[str, Any]]], list[float]]
 
 # A hung request still gives up eventually, so a forgotten hang cannot keep a test process alive.
 _HANG_LIMIT = 120.0
@@ -139,8 +144,10 @@ class FakeOpenAIServer:
 
     def __init__(self, *, reply: ReplyFn = default_reply, delay: float = 0.0, honor_n: bool = True,
                  host: str = "127.0.0.1", port: int = 0, models: tuple[str, ...] = ("fake-model",),
-                 chunk_delay: float = 0.0, usage: tuple[str, ...] = ("prompt_tokens", "completion_tokens", "total_tokens")):
+                 chunk_delay: float = 0.0, usage: tuple[str, ...] = ("prompt_tokens", "completion_tokens", "total_tokens"),
+                 reward: RewardFn | None = None):
         self.reply = reply
+        self.reward = reward
         self.usage = usage
         self.delay = delay
         self.chunk_delay = chunk_delay
@@ -167,6 +174,7 @@ class FakeOpenAIServer:
             Route("/v1/chat/completions", self._handle, methods=["POST"]),
             Route("/v1/completions", self._handle, methods=["POST"]),
             Route("/v1/models", self._models, methods=["GET"]),
+            Route("/classify", self._handle, methods=["POST"]),
         ])
 
     # -- scripting ---------------------------------------------------------------------------
@@ -305,6 +313,8 @@ class FakeOpenAIServer:
             return JSONResponse(payload, status_code=fault.status, headers=headers)
         if not isinstance(body, dict):
             return JSONResponse(_error_body(400, "the request body is not a JSON object"), status_code=400)
+        if path == "/classify":
+            return self._classify(body)
         chat = path.endswith("/chat/completions")
         if chat:
             messages = body.get("messages")
@@ -322,6 +332,22 @@ class FakeOpenAIServer:
             broken = fault is not None and fault.kind == "break"
             return StreamingResponse(self._events(chat, answer, body, broken), media_type="text/event-stream")
         return JSONResponse(answer)
+
+    def _classify(self, body: dict[str, Any]) -> Response:
+        from starlette.responses import JSONResponse
+
+        messages = body.get("messages")
+        if self.reward is None:
+            return JSONResponse(_error_body(400, "The model does not support Classification API"), status_code=400)
+        if not isinstance(messages, list) or not messages:
+            return JSONResponse(_error_body(400, "'messages' is required"), status_code=400)
+        probs = self.reward(messages)
+        tokens = len(_prompt_of_messages(messages).split())
+        return JSONResponse({
+            "id": f"classify-{self.requests}", "object": "list", "created": 0, "model": body.get("model"),
+            "data": [{"index": 0, "label": "LABEL_0", "probs": probs, "num_classes": len(probs)}],
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens, "completion_tokens": 0},
+        })
 
     async def _events(self, chat: bool, answer: dict[str, Any], body: dict[str, Any], broken: bool):
         """``answer`` (a whole completion) as the chunks a streaming server sends, word by word."""

@@ -141,6 +141,14 @@ def scored(top_k: int | None = None, **kw) -> Pipeline:
     return p  # 1 + 4 + (1 when at least two scored candidates are kept)
 
 
+def scored_by_pipeline() -> Pipeline:
+    p = Pipeline("score-pipeline")
+    judge = Path(__file__).parent / "data" / "score-judge.yaml"  # generate (one call for 2 views) -> fuse
+    s = p.add("scored", "score", inputs=drafts(p, 4), method="pipeline", judge=str(judge), top_k=2)
+    p.add("answer", "rank", inputs=s, model="fake/ranker", top_k=1)
+    return p  # 1 + 4 x 2 judge calls + 1
+
+
 def weighted_vote() -> Pipeline:
     p = Pipeline("weighted-vote")
     d = drafts(p, 5, logprobs=True)
@@ -198,6 +206,7 @@ CASES = {
     "score-judge": (lambda: scored(), 6, True),
     "score-process-top-1": (lambda: scored(top_k=1, method="process"), 5, True),  # one kept: nothing to rank
     "score-yes-prob-weighted-vote": (weighted_vote, 6, True),
+    "score-pipeline": (scored_by_pipeline, 10, True),
     "ensemble-fuse-rank": (ensemble_fuse_rank, 5, True),
     "sample-until-agree": (lambda: adaptive(max_samples=7, wave=2), 4, True),  # waves of 2, 2, 2, 1
     "sample-until-ensemble": (lambda: adaptive(model=["fake/a", "fake/b"], max_samples=4, wave=3), 4, True),

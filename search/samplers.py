@@ -30,8 +30,25 @@ def make_sampler(name: str, seed: int | None, space: SearchSpace | FunctionSpace
     if name == "grid":
         if space is None:
             raise ConfigError("the grid sampler needs the search space")
-        return optuna.samplers.GridSampler(_grid(space), seed=seed)
+        return _ask_tell_grid(optuna)(_grid(space), seed=seed)
     raise UserError(f"unknown sampler '{name}'.{suggest(name, SAMPLERS)} Valid: {', '.join(SAMPLERS)}")
+
+
+def _ask_tell_grid(optuna: Any) -> type:
+    """Optuna's GridSampler, minus the ``study.stop()`` it calls once every grid point is done: under
+    ask/tell, which the search uses, that raises RuntimeError inside ``tell`` (optuna#4121, #5141)
+    and the last trial's result is lost. The search stops on its own (``--trials``); past the grid's
+    size the sampler proposes points again, which the cache and the scored-pipeline check make free."""
+
+    class AskTellGrid(optuna.samplers.GridSampler):  # type: ignore[misc,name-defined]
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            try:
+                super().after_trial(study, trial, state, values)
+            except RuntimeError as exc:
+                if "Study.stop" not in str(exc):
+                    raise
+
+    return AskTellGrid
 
 
 def _grid(space: SearchSpace | FunctionSpace) -> dict[str, list[Any]]:

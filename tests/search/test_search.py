@@ -191,6 +191,18 @@ def test_python_space_is_define_by_run_and_searchable(tmp_path):
     res = asyncio.run(go())
     assert res.best["score"] == 1.0 and "fake/strong" in res.best["pipeline"]
 
+    async def whole_grid(trials: int):  # the grid has 8 points; optuna's own stop() raises under ask/tell
+        rt = Runtime(store=db, backends={"fake": FunctionBackend(reply)})
+        try:
+            return await run_search(load_space(f"{path}:space"), load_benchmark(str(data)), rt, storage=db, trials=trials,
+                                    sampler="grid", study_name="whole-grid")
+        finally:
+            await rt.aclose()
+
+    for trials in (8, 10):
+        res = asyncio.run(whole_grid(trials))
+        assert res.best["score"] == 1.0 and len(res.trials) == 6  # 8 grid points, 6 distinct pipelines (rank needs samples > 1)
+
 
 @pytest.mark.parametrize("ref, message", [("nowhere.py", "no such search-space file"),
                                           ("archon.spec:nothing", "no function 'nothing"),

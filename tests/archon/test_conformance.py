@@ -34,6 +34,7 @@ CASES: dict[str, tuple[dict, list[str]]] = {
     "write_tests": ({"model": "fake/tester", "style": "nl"}, []),
     "unit_test": ({"tests": "model", "style": "nl", "model": "fake/judge"}, DRAFTS),
     "retrieve": ({"corpus": str(CORPUS), "top_k": 2}, []),
+    "refine": ({"model": "fake/m", "feedback": "verifier", "rounds": 2}, DRAFTS),
 }
 
 

@@ -28,14 +28,15 @@ from operators.unit_test import find_tests, run_code_tests
 from operators.verify import DEFAULT_PROMPT as VERIFY_PROMPT
 from operators.verify import parse_verdict
 
-#: Chat models: the whole exchange in words; the reply is the improved response.
+#: Chat models: the whole exchange in words; the reply is the improved response. {program} is the
+#: candidate itself, or for a code task the whole program it makes (a bare function body is not).
 REPAIR_PROMPT = """The response below answers the query, but the feedback shows a problem with it. Write an improved, complete response that fixes the problem. If the response is code, reply with the whole corrected code only.
 
 Query:
 {query}
 
 Response:
-{candidate}
+{program}
 
 Feedback:
 {feedback}

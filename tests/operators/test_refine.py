@@ -17,18 +17,7 @@ from archon.testing.fake_server import FakeOpenAIServer
 from backends.doubles import FunctionBackend
 from operators.refine import Refine, as_comment, parse_rating
 from tests.conftest import write
-
-PROMPT = '''def add(a, b):
-    """Add two numbers.
-    >>> add(2, 3)
-    5
-    >>> add(-1, 1)
-    0
-    """
-'''
-RIGHT = "    return a + b\n"
-WRONG = "    return a - b\n"
-HALF = "    return 5 if a == 2 else a * b\n"  # passes the first example only
+from tests.operators.test_unit_test import HALF, PROMPT, RIGHT, WRONG  # add(a, b): its doctests, right, wrong, half right
 
 
 def refined(fn, *, samples: int = 1, query: str | Query = PROMPT, **settings):
@@ -96,6 +85,18 @@ def test_candidates_are_refined_independently_in_input_order():
     assert [c.text for c in out] == [RIGHT, RIGHT]
     assert [c.meta["refine"]["rounds_used"] for c in out] == [0, 1]
     assert [r.samples for r in requests if "# A corrected" in r.prompt_text()] == [(1,)]
+
+
+def test_chat_repairs_see_the_whole_program_and_may_answer_with_a_fenced_function():
+    fixed = "```python\ndef add(a, b):\n    return a + b\n```"
+    fn = lambda r, k: fixed if "Improved response:" in r.prompt_text() else WRONG  # noqa: E731
+    p = Pipeline("refine-chat-code")
+    p.add("draft", "generate", model="fake/m", mode="completion")
+    p.add("fix", "refine", inputs="draft", model="fake/m")
+    be = FunctionBackend(fn)
+    out = run(p, Query(PROMPT), backends={"fake": be}, db=False).candidates["fix"]
+    assert out[0].text == fixed and out[0].meta["refine"]["clean"] is True
+    assert "Response:\n" + PROMPT + WRONG.rstrip("\n") + "\n\nFeedback:\n0 of 2 tests passed." in be.requests[1].prompt_text()
 
 
 def test_without_tests_candidates_pass_through_with_a_note():

@@ -340,6 +340,15 @@ def namespace():
     return ns
 
 
+def doctest_why(report):
+    """What a failed example got: its Expected/Got lines, or the exception's last line (the traceback
+    runs through this harness's own frames, which would tell a repairing model nothing)."""
+    if "Exception raised:" in report:
+        lines = [ln.strip() for ln in report.split("Exception raised:", 1)[1].splitlines() if ln.strip()]
+        return ("raised " + (lines[-1] if lines else "an exception"))[:300]
+    return report[report.find("Expected:"):].strip()[:300] if "Expected:" in report else report.strip()[-300:]
+
+
 def _alarm(*_):
     raise TestTimeout()
 
@@ -385,7 +394,10 @@ for t in tests:
             else:
                 example = doctest.Example(t["source"] + "\n", t["want"] + "\n")
                 test = doctest.DocTest([example], ns, "example", None, 0, None)
-                ok = runner.run(test, out=lambda s: None, clear_globs=False).failed == 0
+                report: list[str] = []
+                ok = runner.run(test, out=report.append, clear_globs=False).failed == 0
+                if not ok:
+                    why = doctest_why("".join(report))
     except TestTimeout:
         why = f"timed out after {PER_TEST} s"
     except BaseException as exc:

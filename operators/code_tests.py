@@ -20,6 +20,7 @@ __all__ = [
     "item_tests",
     "run_tests",
     "example_inputs",
+    "first_failure",
 ]
 
 import doctest
@@ -152,7 +153,8 @@ async def run_tests(
     ``prompt`` (the task's code, whose helper definitions the tests may use), ``setup`` (test setup
     code, run before the program and the tests) and ``entry_point`` (the function the tests call)
     shape the judge's namespace; see operators/_test_harness.py.
-    Returns {"passed", "total", "status" (passed | failed | timeout | error), "error", "outputs"}.
+    Returns {"passed", "total", "status" (passed | failed | timeout | error), "error", "outputs",
+    "failure" (``first_failure``: the first failing test and why, or None)}.
     """
     from archon.sandbox import Limits, arun_python
 
@@ -169,6 +171,35 @@ async def run_tests(
     if out is None:
         reason = res.reason or (res.stderr.strip().splitlines() or ["the test harness reported no result"])[-1][:300]
         return {"passed": 0, "total": len(tests), "status": "timeout" if res.status == "timeout" else "error",
-                "error": reason, "outputs": None}
+                "error": reason, "outputs": None, "failure": first_failure(tests, [], reason)}
     status = "error" if out["error"] else ("passed" if passed == total else "failed")
-    return {"passed": passed, "total": total, "status": status, "error": out["error"], "outputs": out["outputs"]}
+    return {"passed": passed, "total": total, "status": status, "error": out["error"], "outputs": out["outputs"],
+            "failure": first_failure(tests, out["results"], out["error"])}
+
+
+#: The most characters of a failure description: enough for a call, its expected and actual value,
+#: short enough that a long traceback or a huge output cannot crowd a repair prompt.
+FAILURE_CHARS = 600
+
+
+def first_failure(tests: list[dict[str, Any]], results: list[list[Any]], error: str | None = None) -> str | None:
+    """The first failing test and why it failed, as a short text for a prompt (``refine`` reads it);
+    None when every test passed. ``results`` are a harness's ``[ok, why, ...]`` rows, in test order;
+    ``error`` is why the program could not run at all (it then names no test)."""
+    if error:
+        return f"The program did not run: {error}"[:FAILURE_CHARS]
+    for test, (ok, why, *_) in zip(tests, results):
+        if not ok:
+            return f"{_test_text(test)}\n{str(why or 'failed').rstrip(': ')}"[:FAILURE_CHARS]  # a bare assert's "AssertionError: "
+    return None
+
+
+def _test_text(test: dict[str, Any]) -> str:
+    kind = test.get("kind")
+    if kind == "doctest":
+        return f">>> {test['source']}"
+    if kind == "check":
+        return f"check({test.get('entry_point', '')})"  # the check function is long; its name says where it failed
+    if kind == "stdio":
+        return f"Input:\n{str(test['input'])[:200]}\nExpected output:\n{str(test['output'])[:200]}"
+    return str(test.get("code", ""))[:300]

@@ -10,11 +10,14 @@ __all__ = [
     "WriteTests",
     "WriteTestsConfig",
     "code_output_signatures",
+    "find_tests",
     "parse_nl_tests",
+    "run_code_tests",
 ]
 
 import asyncio
 import re
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -22,8 +25,8 @@ from pydantic import Field, model_validator
 from archon.exceptions import RunFailed
 from archon.types import Candidate, Query
 from operators.base import ModelCallConfig, Operator, abstention, build_request, render
-from operators.code_tests import (build_program, doctest_tests, entry_point_of, example_inputs, extract_code, item_test_field,
-                                  item_tests, run_tests)
+from operators.code_tests import (build_program, doctest_tests, entry_point_of, example_inputs, extract_code, first_failure,
+                                  item_test_field, item_tests, run_tests)
 from operators.stdio_tests import run_stdio_tests
 
 CODE_TESTS_PROMPT = """Write {n} Python assert statements that check a correct solution to the task below. Cover normal cases and edge cases. Output only the assert statements, one per line, nothing else.
@@ -198,28 +201,14 @@ class UnitTest(Operator[UnitTestConfig]):
         if tests[0]["kind"] == "nl":
             assert cfg.model is not None
             return await self._judge(cand, tests, query, ctx, cfg.model)
-        if tests[0]["kind"] == "stdio":  # whole programs on stdin/stdout (CodeContests' public tests)
-            return await run_stdio_tests(extract_code(cand.text), tests, timeout=cfg.timeout / len(tests))
-        return await run_tests(build_program(cand.text, query), tests, prompt=query.text, entry_point=entry_point_of(query),
-                               timeout=cfg.timeout)
+        return await run_code_tests(cand.text, tests, query, cfg.timeout)
 
     async def _tests(self, test_nodes: list[Candidate], query: Query, ctx) -> tuple[list[dict[str, Any]], str]:
         cfg = self.config
         order = ["inputs", "item", "doctest", "model"] if cfg.tests == "auto" else [cfg.tests]
-        for source in order:
-            if source == "inputs":
-                tests = [t for c in test_nodes for t in c.meta.get("tests", [])]
-            elif source == "item" and cfg.style == "code":
-                tests = item_tests(query)
-            elif source == "doctest" and cfg.style == "code":
-                tests = doctest_tests(query.text, entry_point_of(query))
-            elif source == "model" and cfg.model:
-                tests = await write_tests(cfg, cfg.model, query, ctx)
-            else:
-                tests = []
-            if tests:
-                return tests, source
-        return [], "none"
+        model = cfg.model
+        write = (lambda: write_tests(cfg, model, query, ctx)) if model else None
+        return await find_tests(order, test_nodes, query, style=cfg.style, write=write)
 
     async def _judge(self, cand: Candidate, tests: list[dict[str, Any]], query: Query, ctx, model: str) -> dict[str, Any]:
         cfg = self.config
@@ -230,6 +219,39 @@ class UnitTest(Operator[UnitTestConfig]):
         passed = sum(verdicts.get(i, False) for i in range(1, len(tests) + 1))
         note = None if verdicts else "unit_test fallback: the judge's reply had no PASS/FAIL lines; scored 0"
         return {"passed": passed, "total": len(tests), "status": "passed" if passed == len(tests) else "failed", "note": note}
+
+
+async def find_tests(
+    order: Sequence[str], test_nodes: list[Candidate], query: Query, *, style: str = "code",
+    write: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None,
+) -> tuple[list[dict[str, Any]], str]:
+    """(tests, the source they came from) from the first source in ``order`` that has any, else
+    ([], "none"). Sources: 'inputs' (the tests ``test_nodes`` carry), 'item', 'doctest' (code style
+    only) and 'model' (``write`` writes them; skipped without it). ``unit_test`` and ``refine`` share it."""
+    for source in order:
+        if source == "inputs":
+            tests = [t for c in test_nodes for t in c.meta.get("tests", [])]
+        elif source == "item" and style == "code":
+            tests = item_tests(query)
+        elif source == "doctest" and style == "code":
+            tests = doctest_tests(query.text, entry_point_of(query))
+        elif source == "model" and write is not None:
+            tests = await write()
+        else:
+            tests = []
+        if tests:
+            return tests, source
+    return [], "none"
+
+
+async def run_code_tests(text: str, tests: list[dict[str, Any]], query: Query, timeout: float) -> dict[str, Any]:
+    """A candidate's text run against code tests in the sandbox: whole programs on stdin/stdout for
+    ``stdio`` tests (CodeContests' public tests), else the program ``build_program`` makes. Returns
+    ``run_tests``' dict: passed, total, status, error, and ``failure`` (the first failing test and why)."""
+    if tests and tests[0]["kind"] == "stdio":
+        r = await run_stdio_tests(extract_code(text), tests, timeout=timeout / len(tests))
+        return {**r, "failure": first_failure(tests, r["results"], None if r["results"] else r["error"])}
+    return await run_tests(build_program(text, query), tests, prompt=query.text, entry_point=entry_point_of(query), timeout=timeout)
 
 
 def _used_note(source: str, tests: list[dict[str, Any]], query: Query) -> str:

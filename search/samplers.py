@@ -40,7 +40,7 @@ def _ask_tell_grid(optuna: Any) -> type:
     and the last trial's result is lost. The search stops on its own (``--trials``); past the grid's
     size the sampler proposes points again, which the cache and the scored-pipeline check make free."""
 
-    class AskTellGrid(optuna.samplers.GridSampler):  # type: ignore[misc,name-defined]
+    class AskTellGrid(optuna.samplers.GridSampler):
         def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
             try:
                 super().after_trial(study, trial, state, values)

@@ -23,8 +23,10 @@ def reply(req, k: int) -> str:
     t = req.prompt_text()
     if "Ranking:" in t:
         return "[2] > [1]"
-    if "Verdict" in t:  # verify checks every candidate; route's verifier signal reads 0
+    if "Verdict" in t:  # verify checks every candidate; route's verifier signal reads 0; refine never stops early
         return "Verdict: incorrect"
+    if "Rating: N" in t:  # refine's judge: below any threshold
+        return "Rating: 1"
     if "Judgement:" in t:
         return "1: PASS"
     if "Requirements:" in t:
@@ -49,8 +51,9 @@ def measure(spec: PipelineSpec, query: str = QUERY, fn=reply) -> int:
 
 # -- the shipped examples -------------------------------------------------------------------------
 
-# Loose by design: unit_test's fan_in counts write_tests' candidate as one more to judge.
-LOOSE_EXAMPLES = {"unit-tests.json"}
+# Loose by design: unit_test's fan_in counts write_tests' candidate as one more to judge; refine's
+# doctest feedback finds no test in "What is 2 + 2?" and passes through (its bound: test_refine_on_code).
+LOOSE_EXAMPLES = {"unit-tests.json", "refine.yaml"}
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.yaml")) + sorted((EXAMPLES / "archon-format").glob("*.json"))
 
 
@@ -185,6 +188,12 @@ def retrieved(corpus: Path) -> Pipeline:
     return p  # 0 + 2 (top_k passages) + 1
 
 
+def refined(feedback: str, **kw) -> Pipeline:
+    p = Pipeline(f"refine-{feedback}")
+    p.add("fix", "refine", inputs=drafts(p, 2), model="fake/m", critic="fake/critic", feedback=feedback, **kw)
+    return p  # 1 + 2 candidates x (rounds repairs + rounds checks, + 1 with keep best)
+
+
 # (pipeline, bound, exact): exact unless the run can spend less than the bound.
 CASES = {
     "critique-each": (critique_each, 6, True),
@@ -216,6 +225,9 @@ CASES = {
     "beam-greedy": (lambda: beamed(width=1, expansions=1, max_steps=4), 1 + 3 + 4, True),
     # Particles drawn twice share one request (for twice the samples): at most width requests a step.
     "beam-particle": (lambda: beamed(method="particle", width=3, expansions=2, max_steps=3), 1 + 2 * 3 + 3 * 6, False),
+    # The verifier never says correct and the judge rates 1: every round runs.
+    "refine-verifier": (lambda: refined("verifier", rounds=2), 11, True),
+    "refine-judge-last": (lambda: refined("judge", rounds=3, keep="last"), 13, True),
 }
 
 
@@ -237,6 +249,20 @@ def test_retrieve_outputs_top_k(tmp_path):
         (corpus / f"{i}.txt").write_text(f"Fact {i}: two plus two is four.")
     spec = retrieved(corpus).build()
     assert calls_per_query(spec) == measure(spec, "What is two plus two?") == 3
+
+
+CODE_QUERY = 'def add(a, b):\n    """Add.\n    >>> add(2, 3)\n    5\n    """\n'
+
+
+@pytest.mark.parametrize("rounds", [1, 3])
+def test_refine_on_code(rounds):
+    """Test feedback: replies that never make the code pass (they are not even Python) use every round."""
+    p = Pipeline("refine-tests")
+    p.add("fix", "refine", inputs=drafts(p, 2, mode="completion"), model="fake/m", mode="completion", rounds=rounds)
+    spec = p.build()
+    assert calls_per_query(spec) == measure(spec, CODE_QUERY) == 1 + 2 * rounds
+    fixes = lambda r, k: "    return a + b\n"  # noqa: E731  -- right at once: no repair
+    assert measure(spec, CODE_QUERY, fn=fixes) == 1
 
 
 def test_early_exits_spend_less_than_the_bound():

@@ -37,6 +37,7 @@ CASES: dict[str, tuple[dict, list[str]]] = {
     "retrieve": ({"corpus": str(CORPUS), "top_k": 2}, []),
     "score": ({"model": "fake/judge", "top_k": 2}, DRAFTS),
     "beam": ({"model": "fake/m", "scorer": "fake/prm", "width": 2, "expansions": 2, "max_steps": 3, "keep": 2}, []),
+    "refine": ({"model": "fake/m", "feedback": "verifier", "rounds": 2}, DRAFTS),
 }
 
 

@@ -21,14 +21,15 @@ model works the same way, with or without naming its op.
 
 from __future__ import annotations
 
-__all__ = ["Beam", "Critique", "Fuse", "Generate", "Merge", "Rank", "Retrieve", "Route", "SampleUntil", "Score", "UnitTest", "Verify", "Vote",
-           "WriteTests"]
+__all__ = ["Beam", "Critique", "Fuse", "Generate", "Merge", "Rank", "Refine", "Retrieve", "Route", "SampleUntil", "Score", "UnitTest",
+           "Verify", "Vote", "WriteTests"]
 
 from operators.beam import BeamConfig as Beam
 from operators.critique import CritiqueConfig as Critique
 from operators.fuse import FuseConfig as Fuse
 from operators.generate import GenerateConfig as Generate
 from operators.rank import RankConfig as Rank
+from operators.refine import RefineConfig as Refine
 from operators.retrieve import RetrieveConfig as Retrieve
 from operators.route import MergeConfig as Merge
 from operators.route import RouteConfig as Route

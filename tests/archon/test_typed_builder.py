@@ -132,7 +132,7 @@ reveal_type(Generate("d", nodes.Generate(model="fake/m")).config)
 every = [
     nodes.Beam(model="fake/m"), nodes.Critique(model="fake/m"), nodes.Fuse(model="fake/m"), nodes.Generate(model="fake/m"), nodes.Merge(),
     nodes.Rank(model="fake/m"), nodes.Retrieve(corpus="docs/"), nodes.Route(thresholds=[0.5], branches=["a", "b"]),
-    nodes.SampleUntil(model="fake/m"), nodes.Score(model="fake/m"), nodes.UnitTest(), nodes.Verify(model="fake/m"), nodes.Vote(),
+    nodes.Refine(model="fake/m"), nodes.SampleUntil(model="fake/m"), nodes.Score(model="fake/m"), nodes.UnitTest(), nodes.Verify(model="fake/m"), nodes.Vote(),
     nodes.WriteTests(model="fake/m"),
 ]
 """

@@ -146,6 +146,12 @@ def resolve_backend_specs(overrides: dict[str, BackendSpec] | None) -> dict[str,
     """Presets merged with a pipeline's ``backends:`` (fields set there win; another kind replaces the preset)."""
     specs = dict(PRESETS)
     for name, spec in (overrides or {}).items():
+        if not isinstance(spec, BackendSpec):  # e.g. Runtime({"fake": FunctionBackend(...)}): say where it goes
+            from archon.exceptions import ConfigError
+
+            hint = (f"a backend instance goes in backends=: Runtime(backends={{{name!r}: ...}})" if hasattr(spec, "complete")
+                    else "give settings such as OpenAISettings(base_url=...) or LocalSettings(...)")
+            raise ConfigError(f"backend '{name}': {type(spec).__name__} is not backend settings; {hint}")
         base = PRESETS.get(name)
         # Fields merge into a preset of the same kind (or from the common base, e.g. only limits).
         same_kind = isinstance(base, type(spec)) and ("kind" not in spec.model_fields_set or spec.kind == base.kind)

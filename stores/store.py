@@ -29,7 +29,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Table, URL, and_, case, create_engine, event, func, insert, make_url, or_, select, update
+from sqlalchemy import (Connection, Table, URL, and_, bindparam, case, create_engine, event, func, insert, make_url, or_, select,
+                        update)
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
@@ -165,21 +166,34 @@ class Store:
         if not batch:
             return
         with self._tx("recording the run") as conn:
+            now = utcnow()
+            # A run that starts and finishes within one batch (most do: a batch spans ~0.25 s) is
+            # inserted finished; the others are updated in one executemany, not one statement each.
+            finishing = {f[0]: f for f in batch.finishes}
             if batch.starts:
-                now = utcnow()
-                conn.execute(insert(_runs), [
-                    {"id": rid, "pipeline": pipe, "status": "running", "input": _clean(inp), "trial": trial, "started_at": now}
-                    for rid, pipe, inp, trial in batch.starts
-                ])
+                rows = []
+                for rid, pipe, inp, trial in batch.starts:
+                    done = finishing.pop(rid, None)
+                    rows.append({"id": rid, "pipeline": pipe, "input": _clean(inp), "trial": trial, "started_at": now,
+                                 "status": done[1] if done else "running", "output": _clean(done[2]) if done else None,
+                                 "error": _clean(done[3]) if done else None, "finished_at": now if done else None})
+                conn.execute(insert(_runs), rows)
             self._insert_cache(conn, batch.cache)
             self._insert_calls(conn, batch.calls)
-            for run_id, status, output, error in batch.finishes:
-                values = {"status": status, "output": _clean(output), "error": _clean(error), "finished_at": utcnow()}
-                found = conn.execute(update(_runs).where(_runs.c.id == run_id).values(**values)).rowcount
-                if not found:
-                    raise _NoSuchRun(run_id)
+            if finishing:
+                self._finish_runs(conn, list(finishing.values()), now)
             evals.insert_evals(conn, self._upsert, batch.evals)
             evals.insert_eval_results(conn, self._upsert, batch.eval_results)
+
+    def _finish_runs(self, conn: Connection, finishes: list[Any], now: Any) -> None:
+        # Bound names differ from the columns': SQLAlchemy reserves a column's own name in SET.
+        values = [{"rid": rid, "new_status": status, "new_output": _clean(output), "new_error": _clean(error), "at": now}
+                  for rid, status, output, error in finishes]
+        stmt = update(_runs).where(_runs.c.id == bindparam("rid")).values(
+            status=bindparam("new_status"), output=bindparam("new_output"), error=bindparam("new_error"), finished_at=bindparam("at"))
+        if conn.execute(stmt, values).rowcount != len(values):  # summed over the rows by the driver
+            ids = {r[0] for r in conn.execute(select(_runs.c.id).where(_runs.c.id.in_([v["rid"] for v in values])))}
+            raise _NoSuchRun(next(v["rid"] for v in values if v["rid"] not in ids))
 
     def start_eval(self, eval_id: str, pipeline: str, benchmark: str, settings: dict[str, Any],
                    trial: int | None = None) -> None:

@@ -183,3 +183,14 @@ def test_lone_surrogate_in_a_question_names_file_and_line(tmp_path):
 def test_deep_jsonl_record_names_its_line(tmp_path):
     bench = write(tmp_path, "b.jsonl", '{"question": "q", "answer": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
     assert "b.jsonl:1: the record is nested too deeply" in _eval(tmp_path, bench)
+
+
+def test_a_backend_instance_given_as_settings_says_where_it_goes():
+    from archon import Runtime
+    from backends.doubles import FunctionBackend
+
+    with pytest.raises(ConfigError, match=r"backend 'fake': FunctionBackend is not backend settings; a backend instance goes "
+                                          r"in backends=: Runtime\(backends=\{'fake': \.\.\.\}\)"):
+        Runtime({"fake": FunctionBackend(lambda req, k: "x")}, store=False)  # type: ignore[dict-item]
+    with pytest.raises(ConfigError, match="give settings such as OpenAISettings"):
+        Runtime({"fast": {"base_url": "http://127.0.0.1:9/v1"}}, store=False)  # type: ignore[dict-item]

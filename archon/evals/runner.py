@@ -46,16 +46,31 @@ def prompt_style(spec: PipelineSpec) -> Literal["chat", "completion"]:
     return "completion" if modes and all(m == "completion" for m in modes) else "chat"
 
 
-def eval_key(spec: PipelineSpec, benchmark: Benchmark, style: str) -> str:
-    """Same pipeline, benchmark, prompts and scorer -> same key -> finished items are reused."""
+def eval_key(spec: PipelineSpec, benchmark: Benchmark, style: str, scorer_context: Any = None) -> str:
+    """Same pipeline, benchmark, prompts, scorer and judge -> same key -> finished items are reused."""
     nested = {"nested": _nested_dicts(spec)} if spec.pipelines else {}  # only then: older keys stay the same
     payload = json.dumps(
-        {"pipeline": spec.to_dict(), **nested, "benchmark": benchmark.name, "scorer": benchmark.scorer, "style": style,
+        {"pipeline": spec.to_dict(), **nested, **_judging(scorer_context), "benchmark": benchmark.name,
+         "scorer": benchmark.scorer, "style": style,
          # fewshot + template is the old baked-in few-shot template: keys of stored results stay the same
          "prompt": benchmark.fewshot + benchmark.completion_prompt if style == "completion" else benchmark.chat_prompt},
         sort_keys=True, default=str,
     )
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _judging(ctx: Any) -> dict[str, Any]:
+    """The judge pipeline and the baseline answers that score the items, when there are any: scores
+    a different judge gave (or against another baseline) are never reused. Empty without a judge, so
+    the keys of evaluations scored without one stay the same."""
+    judge, baseline = getattr(ctx, "judge", None), getattr(ctx, "baseline", None)
+    out: dict[str, Any] = {}
+    if judge is not None:
+        spec = getattr(judge, "spec", judge)
+        out["judge"] = {"pipeline": spec.to_dict(), "nested": _nested_dicts(spec)} if hasattr(spec, "to_dict") else repr(spec)
+    if baseline:
+        out["baseline"] = hashlib.sha256(json.dumps(baseline, sort_keys=True, default=str).encode()).hexdigest()
+    return out
 
 
 def _nested_dicts(spec: PipelineSpec) -> dict[str, Any]:
@@ -94,7 +109,7 @@ async def evaluate(
     if candidates_node and benchmark.followup:
         raise UserError(f"pass@k and coverage score single answers: benchmark '{benchmark.name}' has multi-turn items.")
     chosen = prompt_style(spec) if style == "auto" else style
-    key = eval_key(spec, benchmark, chosen)
+    key = eval_key(spec, benchmark, chosen, scorer_context)
     settings = {"style": chosen, "scorer": benchmark.scorer, "items": len(benchmark.items)}
     stats_key = candidates_key(key, candidates_node) if candidates_node else None
     async for attempt in runtime.log.retrying():  # a database restarting as the eval starts is waited for

@@ -264,3 +264,19 @@ def test_aggregate_reads_ok_items_only():
             for i, p in enumerate([2.0, 1.0, 2.0])] + [{"status": "failed", "raw": None}]
     out = aggregate(rows)
     assert out["win_rate"] == pytest.approx(66.6667, abs=1e-4) and out["n_total"] == 3 and out["reference"] == ["g"]
+
+
+def test_another_judge_scores_again_and_the_same_judge_is_reused(tmp_path):
+    """Resume is keyed by the judge too: scores one judge gave are never reported as another's."""
+    bench = load_benchmark(str(write_json(tmp_path / "alpaca_eval.json", records(4))))
+    p, j, model = _pipelines()
+    k = Pipeline("judge")
+    k.add("verdict", "generate", model="judge/k", temperature=0.0, max_tokens=1)
+    judge = FunctionBackend(lambda req, i: "m" if req.model == "j" else "M", name="judge")
+    db = f"sqlite:///{tmp_path / 'e.db'}"
+    first = archon.evaluate(p, bench, judge=j, backends={"fake": model, "judge": judge}, db=db)
+    other = archon.evaluate(p, bench, judge=k, backends={"fake": model, "judge": judge}, db=db)
+    again = archon.evaluate(p, bench, judge=j, backends={"fake": model, "judge": judge}, db=db)
+    assert first.ran == other.ran == 4 and again.ran == 0
+    assert [r["raw"]["preference"] for r in first.results] != [r["raw"]["preference"] for r in other.results]
+    assert again.score == first.score

@@ -65,9 +65,8 @@ def _judging(ctx: Any) -> dict[str, Any]:
     the keys of evaluations scored without one stay the same."""
     judge, baseline = getattr(ctx, "judge", None), getattr(ctx, "baseline", None)
     out: dict[str, Any] = {}
-    if judge is not None:
-        spec = getattr(judge, "spec", judge)
-        out["judge"] = {"pipeline": spec.to_dict(), "nested": _nested_dicts(spec)} if hasattr(spec, "to_dict") else repr(spec)
+    if judge is not None:  # a CompiledPipeline
+        out["judge"] = {"pipeline": judge.spec.to_dict(), "nested": _nested_dicts(judge.spec)}
     if baseline:
         out["baseline"] = hashlib.sha256(json.dumps(baseline, sort_keys=True, default=str).encode()).hexdigest()
     return out

@@ -35,7 +35,7 @@ from archon import CompiledPipeline, Runtime
 from archon.import_archon import SYSTEM_PROMPTS, convert_file
 from archon.testing.fake_server import FakeOpenAIServer
 from backends.presets import OpenAISettings
-from tests.archon.test_import_archon_folder import CONFIGS, needs_configs
+from tests.archon.test_import_archon_folder import CONFIGS, needs_configs, reply
 
 KIND_OF_SYSTEM = {v: k for k, v in SYSTEM_PROMPTS.items()}
 SHAPES = {
@@ -90,20 +90,6 @@ def archon_calls(config: dict[str, Any], passing: bool) -> list[Counter[Call]]:
         layers.append(calls)
         c = c if produced is None else produced
     return layers
-
-
-def reply(prompt: str, k: int, passing: bool) -> str:
-    if "Judgement:" in prompt:
-        return "\n".join(f"{i}: {'PASS' if passing else 'FAIL'}" for i in range(1, 51))
-    if "Requirements:" in prompt:
-        return "1. Names the capital\n2. Is brief"
-    if "Ranking:" in prompt:
-        return "[2] > [1]"
-    if "Reviews:" in prompt:
-        return "[1]\nStrengths: ok\nWeaknesses: none"
-    if "Reasoning:" in prompt:
-        return "Looks right. Verdict: correct"
-    return f"Canberra {k}"
 
 
 def observed(log: list[Any]) -> list[tuple[float, float, Call, int]]:

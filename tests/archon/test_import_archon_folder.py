@@ -81,18 +81,19 @@ def test_folder_cli_exits_0_when_every_file_converts_and_refuses_flag_mixups(tmp
     assert r.returncode == 2 and "no such file or folder" in r.stderr
 
 
-def reply(prompt: str, k: int) -> str:
+def reply(prompt: str, k: int, passing: bool = True) -> str:
+    """Replies every component's prompt can read; ``passing``: every judged candidate passes every check."""
     if "Judgement:" in prompt:
-        return "1: PASS\n2: PASS"
+        return "\n".join(f"{i}: {'PASS' if passing else 'FAIL'}" for i in range(1, 51))
     if "Requirements:" in prompt:
-        return "1. Is correct\n2. Is brief"
+        return "1. Names the capital\n2. Is brief"
     if "Ranking:" in prompt:
         return "[2] > [1]"
     if "Reviews:" in prompt:
         return "[1]\nStrengths: ok\nWeaknesses: none"
     if "Reasoning:" in prompt:
         return "Looks right. Verdict: correct"
-    return f"answer {k}"
+    return f"Canberra {k}"
 
 
 @needs_configs
